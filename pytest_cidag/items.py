@@ -1,0 +1,216 @@
+"""The job collector and :class:`JobItem`: a job file becomes pytest items that run it."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from _pytest._code.code import ExceptionChainRepr, ReprEntryNative, ReprFileLocation, ReprTraceback
+
+from pytest_cidag import runner
+from pytest_cidag.jobspec import JobLeg, JobSpec, JobSpecError, command_for, display_command, parse_file
+from pytest_cidag.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+#: Exit code that means "skipped" (automake's convention); the last output line is the reason.
+SKIP_EXIT_CODE = 77
+
+#: The effective timeout (seconds) pytest-timeout resolved for an item, when it is active.
+SETTINGS_KEY = pytest.StashKey[Settings]()
+TIMEOUT_KEY = pytest.StashKey[float]()
+RESULT_KEY = pytest.StashKey[runner.JobResult]()
+
+
+def is_job_file(path: Path, config: pytest.Config) -> bool:
+    """A ``*.sh`` file, or an executable file with a shebang; not hidden, ``_``-prefixed or a test module."""
+    name = path.name
+    if name.startswith((".", "_")) or name == "conftest.py":
+        return False
+    if name.endswith(".py") and any(fnmatch.fnmatch(name, pat) for pat in config.getini("python_files")):
+        return False
+    if name.endswith(".sh"):
+        return True
+    if not os.access(path, os.X_OK):
+        return False
+    try:
+        with path.open("rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
+
+
+class JobFile(pytest.File):
+    """A job script: collects one :class:`JobItem` per matrix leg (one when there is no matrix)."""
+
+    def collect(self) -> Iterator[JobItem]:
+        try:
+            spec = parse_file(self.path)
+        except JobSpecError as exc:
+            raise self.CollectError(shown_path(exc.path, self.config) + f":{exc.line}: {exc.message}") from None
+        except OSError as exc:
+            raise self.CollectError(f"{shown_path(self.path, self.config)}: cannot read the job file: {exc}") from None
+        for leg in spec.legs():
+            item = JobItem.from_parent(self, name=leg.id, leg=leg)
+            _apply_markers(item, spec)
+            yield item
+
+
+def register_markers(config: pytest.Config, names: Iterable[str]) -> None:
+    """Declared by a job, so known: ``--strict-markers`` accepts them and ``--markers`` lists them."""
+    registered = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
+    for name in names:
+        if name not in registered:
+            config.addinivalue_line("markers", f"{name}: declared by a cidag job")
+            registered.add(name)
+
+
+def iter_job_files(config: pytest.Config, directory: Path) -> Iterator[Path]:
+    """Job files below ``directory`` (hidden and ``_`` directories skipped)."""
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory).parts
+        if any(part.startswith((".", "_")) for part in rel[:-1]):
+            continue
+        if path.is_file() and is_job_file(path, config):
+            yield path
+
+
+def _apply_markers(item: JobItem, spec: JobSpec) -> None:
+    config = item.config
+    register_markers(config, spec.markers)
+    for name in spec.markers:
+        item.add_marker(name)
+    if spec.timeout is not None and config.pluginmanager.hasplugin("timeout"):
+        # A marker, so pytest-timeout's precedence applies: it beats --timeout and the ini.
+        item.add_marker(pytest.mark.timeout(spec.timeout))
+
+
+class JobFailed(Exception):
+    """A job ended badly; carries what the failure report shows."""
+
+    def __init__(self, headline: str, result: runner.JobResult | None, details: list[str]) -> None:
+        super().__init__(headline)
+        self.headline = headline
+        self.result = result
+        self.details = details
+
+
+class JobItem(pytest.Item):
+    """One runnable job (one matrix leg). ``runtest`` runs the script as a process tree."""
+
+    def __init__(self, *, leg: JobLeg, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.leg = leg
+        self.spec = leg.spec
+
+    @property
+    def job_id(self) -> str:
+        return self.leg.id
+
+    def effective_timeout(self) -> float | None:
+        """pytest-timeout's resolved value when it is active, else the marker or the block."""
+        if TIMEOUT_KEY in self.stash:
+            return self.stash[TIMEOUT_KEY] or None
+        if self.config.pluginmanager.hasplugin("timeout"):
+            return None  # pytest-timeout said: no timeout for this item
+        marker = self.get_closest_marker("timeout")
+        if marker is not None:
+            value = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+            return float(value) if value else None
+        return self.spec.timeout
+
+    def runtest(self) -> None:
+        settings: Settings = self.config.stash[SETTINGS_KEY]
+        run_dir = settings.ensure_run_dir()
+        rootpath = self.config.rootpath
+        cwd = rootpath / self.spec.cwd if self.spec.cwd else rootpath
+        log_path = run_dir / f"{self.job_id}.log"
+        output_path = run_dir / f"{self.job_id}.outputs"
+        argv = command_for(self.path)
+        shown = display_command([*argv[:-1], shown_path(self.path, self.config)])
+        if not self.path.is_file():
+            raise JobFailed(f"the job file {shown_path(self.path, self.config)} is gone", None, [])
+        if not cwd.is_dir():
+            raise JobFailed(f"the job's cwd {self.spec.cwd!r} is not a directory under the rootdir", None, [])
+        output_path.write_bytes(b"")
+        env = dict(os.environ)
+        env.update(self.leg.environ())
+        env.update(
+            CIDAG_JOB=self.job_id,
+            CIDAG_RUN_DIR=str(run_dir),
+            CIDAG_OUTPUT=str(output_path),
+        )
+        timeout = self.effective_timeout()
+        tee = getattr(sys.stdout, "buffer", None) if settings.tee else None
+        proc = runner.JobProcess(
+            argv,
+            log_path=log_path,
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            nice=self.spec.nice,
+            tee=tee,
+            kill_grace=settings.kill_grace,
+        )
+        try:
+            result = proc.run()
+        except OSError as exc:
+            raise JobFailed(f"could not start: {exc}", None, [f"command:  {shown}"]) from None
+        finally:
+            self.add_report_section("call", "stdout", runner.read_for_report(log_path, settings.report_limit))
+        self.stash[RESULT_KEY] = result
+        details = [
+            f"command:  {shown}",
+            f"duration: {result.duration:.2f}s",
+            f"log:      {shown_path(log_path, self.config)}",
+        ]
+        if result.timed_out:
+            raise JobFailed(f"Timeout (>{timeout:g}s): the job's process tree was killed", result, details)
+        if result.aborted:
+            raise JobFailed(f"killed: {result.aborted}", result, details)
+        if result.returncode == SKIP_EXIT_CODE:
+            last = next((line.strip() for line in reversed(runner.tail(log_path, 50)) if line.strip()), "")
+            reason = last or f"the job exited with {SKIP_EXIT_CODE}"
+            raise pytest.skip.Exception(reason, _use_item_location=True)
+        if result.returncode != 0:
+            raise JobFailed(result.describe_exit(), result, details)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if not isinstance(excinfo.value, JobFailed):
+            return super().repr_failure(excinfo, style=style)
+        exc = excinfo.value
+        settings: Settings = self.config.stash[SETTINGS_KEY]
+        lines = [f"job '{self.job_id}' failed: {exc.headline}", *exc.details]
+        if exc.result is not None:
+            last = runner.tail(exc.result.log_path, settings.tail_lines)
+            if last:
+                lines.append("last line of output:" if len(last) == 1 else f"last {len(last)} lines of output:")
+                lines.extend("  | " + line for line in last)
+            else:
+                lines.append("(no output)")
+        text = "".join(line + "\n" for line in lines)
+        path, lineno, _ = self.location
+        # An exception-like repr: plain lines on the terminal, and a one-line crash message
+        # that JUnit's failure message, -rA's short summary and IDEs show.
+        crash = ReprFileLocation(path, (lineno or 0) + 1, f"job failed: {exc.headline}")
+        tb = ReprTraceback([ReprEntryNative([text])], None, "native")
+        return ExceptionChainRepr([(tb, crash, None)])
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.spec.line - 1, f"job {self.job_id}"
+
+
+def shown_path(path: Path, config: pytest.Config) -> str:
+    """``path`` relative to where pytest was started when it is below it, else absolute."""
+    try:
+        rel = os.path.relpath(path, config.invocation_params.dir)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel

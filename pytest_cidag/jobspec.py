@@ -1,0 +1,378 @@
+"""Parse a job file's metadata block into :class:`JobSpec` objects.
+
+Pure: no pytest import. A job file is a script with an optional PEP 723 style block::
+
+    #!/usr/bin/env bash
+    # /// cidag
+    # needs = ["build-js"]
+    # timeout = 120
+    # ///
+
+The TOML inside the block is validated strictly; every problem is a :class:`JobSpecError`
+that names the file and the line, so a user can fix it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+import shlex
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BLOCK_TYPE = "cidag"
+OPEN_RE = re.compile(r"^#\s*///\s*(?P<type>[A-Za-z0-9-]+)\s*$")
+CLOSE_RE = re.compile(r"^#\s*///\s*$")
+
+#: Job names (and matrix values) must be usable in node ids, log file names and env vars.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MARKER_RE = IDENT_RE
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Seconds; a week is longer than any CI job should be allowed to hang.
+MAX_TIMEOUT = 7 * 24 * 3600
+
+KEYS: dict[str, str] = {
+    "name": "the job's name (default: the file name without .sh)",
+    "needs": "names of jobs that must pass before this one starts",
+    "timeout": "seconds before the job's process tree is killed",
+    "markers": "pytest markers for the job, for -m selection",
+    "env": "extra environment variables, a table of strings",
+    "matrix": "a table of lists; one job per combination",
+    "cwd": "working directory, relative to the rootdir",
+    "nice": "niceness (-20..19) the job runs with",
+}
+
+
+class JobSpecError(Exception):
+    """A problem with a job file, located at ``path:line``."""
+
+    def __init__(self, path: Path | str, line: int, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        super().__init__(f"{path}:{line}: {message}")
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for a close match, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    if len(close) == 1:
+        return f" (did you mean '{close[0]}'?)"
+    return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
+
+
+@dataclass(frozen=True)
+class Block:
+    """The raw metadata block: its TOML text and where it sits in the file (1-based lines)."""
+
+    toml: str
+    start: int  # line of "# /// cidag"
+    end: int  # line of the closing "# ///"
+    lines: tuple[str, ...]  # the TOML lines, line i is at file line start + 1 + i
+
+
+def find_block(text: str, path: Path | str) -> Block | None:
+    """Find the ``# /// cidag`` block in ``text``; ``None`` when there is none."""
+    lines = text.splitlines()
+    found: Block | None = None
+    i = 0
+    while i < len(lines):
+        m = OPEN_RE.match(lines[i].rstrip())
+        if not m or m.group("type") != BLOCK_TYPE:
+            i += 1
+            continue
+        if found is not None:
+            raise JobSpecError(path, i + 1, f"a second '# /// {BLOCK_TYPE}' block (the first is at line {found.start})")
+        start = i + 1
+        body: list[str] = []
+        i += 1
+        while True:
+            if i >= len(lines):
+                raise JobSpecError(path, start, f"the '# /// {BLOCK_TYPE}' block is not closed: add a line '# ///'")
+            line = lines[i].rstrip()
+            if CLOSE_RE.match(line):
+                break
+            if line == "#":
+                body.append("")
+            elif line.startswith("# "):
+                body.append(line[2:])
+            else:
+                raise JobSpecError(
+                    path,
+                    i + 1,
+                    f"the '# /// {BLOCK_TYPE}' block opened at line {start} is not closed before "
+                    "this line; every line of the block must start with '# ' and it ends with '# ///'",
+                )
+            i += 1
+        found = Block("\n".join(body) + "\n", start, i + 1, tuple(body))
+        i += 1
+    return found
+
+
+def _key_line(block: Block, key: str) -> int:
+    """The file line where ``key`` is assigned in the block (the block's line if not found)."""
+    pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*[=.]")
+    for i, line in enumerate(block.lines):
+        if pat.match(line):
+            return block.start + 1 + i
+    # a [table] header, e.g. [env]
+    hdr = re.compile(rf"^\s*\[\s*[\"']?{re.escape(key)}[\"']?\s*\]")
+    for i, line in enumerate(block.lines):
+        if hdr.match(line):
+            return block.start + 1 + i
+    return block.start
+
+
+def _type_name(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job as declared in one file (a matrix job is one spec with many legs).
+
+    ``line`` is the 1-based line of the metadata block (1 when there is none), for IDEs.
+    """
+
+    path: Path
+    name: str
+    needs: tuple[str, ...] = ()
+    timeout: float | None = None
+    markers: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    matrix: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cwd: str | None = None
+    nice: int = 0
+    line: int = 1
+
+    def legs(self) -> list[JobLeg]:
+        """The runnable instances: one per matrix combination, or one when there is no matrix."""
+        if not self.matrix:
+            return [JobLeg(self, self.name, {})]
+        keys = list(self.matrix)
+        legs = []
+        for combo in itertools.product(*(self.matrix[k] for k in keys)):
+            values = dict(zip(keys, combo, strict=True))
+            legs.append(JobLeg(self, f"{self.name}[{'-'.join(combo)}]", values))
+        return legs
+
+
+@dataclass(frozen=True)
+class JobLeg:
+    """A runnable job: a spec plus one matrix combination. ``id`` is the test name."""
+
+    spec: JobSpec
+    id: str
+    matrix_values: Mapping[str, str]
+
+    def environ(self) -> dict[str, str]:
+        """Variables this leg adds to the caller's environment (before runtime ones)."""
+        env = dict(self.spec.env)
+        for key, value in self.matrix_values.items():
+            env[f"CIDAG_MATRIX_{key.upper()}"] = value
+        return env
+
+
+def default_name(path: Path) -> str:
+    return path.name[: -len(".sh")] if path.name.endswith(".sh") else path.name
+
+
+def parse_text(text: str, path: Path) -> JobSpec:
+    """Parse a job file's text into a :class:`JobSpec`; raise :class:`JobSpecError`."""
+    block = find_block(text, path)
+    if block is None:
+        return JobSpec(path=path, name=_check_name(default_name(path), path, 1, "file name"))
+    try:
+        data = tomllib.loads(block.toml)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        line = block.start
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        if m:
+            line = block.start + int(m.group(1))
+            msg = msg[: m.start()].rstrip() + f" (column {int(m.group(2)) + 2})"
+        elif "end of document" in msg:
+            line = block.end
+        raise JobSpecError(path, line, f"invalid TOML in the '{BLOCK_TYPE}' block: {msg}") from None
+    return _validate(data, block, path)
+
+
+def parse_file(path: Path) -> JobSpec:
+    """Read and parse ``path``. Undecodable bytes are replaced, not fatal."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return parse_text(text, path)
+
+
+def _check_name(name: str, path: Path, line: int, what: str) -> str:
+    if not NAME_RE.match(name):
+        raise JobSpecError(
+            path,
+            line,
+            f"{what} {name!r} is not a valid job name: use letters, digits and . _ + - "
+            "(starting with a letter or digit)",
+        )
+    return name
+
+
+def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
+    def err(key: str, message: str) -> JobSpecError:
+        return JobSpecError(path, _key_line(block, key), message)
+
+    for key in data:
+        if key not in KEYS:
+            raise err(key, f"unknown key '{key}'{did_you_mean(key, list(KEYS))}; known keys: {', '.join(KEYS)}")
+
+    def str_list(key: str, value: Any, *, allow_str: bool = False) -> tuple[str, ...]:
+        if allow_str and isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise err(key, f"'{key}' must be an array of strings, got {_type_name(value)}: {value!r}")
+        return tuple(value)
+
+    kwargs: dict[str, Any] = {}
+    name = data.get("name", default_name(path))
+    if not isinstance(name, str):
+        raise err("name", f"'name' must be a string, got {_type_name(name)}: {name!r}")
+    kwargs["name"] = _check_name(name, path, _key_line(block, "name"), "'name'")
+
+    if "needs" in data:
+        needs = str_list("needs", data["needs"], allow_str=True)
+        for n in needs:
+            if not n.strip():
+                raise err("needs", "'needs' has an empty job name")
+        if len(set(needs)) != len(needs):
+            dup = next(n for n in needs if needs.count(n) > 1)
+            raise err("needs", f"'needs' names '{dup}' twice")
+        kwargs["needs"] = needs
+
+    if "timeout" in data:
+        t = data["timeout"]
+        if isinstance(t, bool) or not isinstance(t, int | float):
+            raise err("timeout", f"'timeout' must be a number of seconds, got {_type_name(t)}: {t!r}")
+        if not math.isfinite(t) or t <= 0:
+            raise err("timeout", f"'timeout' must be a positive number of seconds, got {t!r}")
+        if t > MAX_TIMEOUT:
+            raise err("timeout", f"'timeout' of {t!r} seconds is more than a week ({MAX_TIMEOUT}); is it in seconds?")
+        kwargs["timeout"] = float(t)
+
+    if "markers" in data:
+        markers = str_list("markers", data["markers"])
+        for mk in markers:
+            if not MARKER_RE.match(mk):
+                raise err("markers", f"marker {mk!r} is not a valid pytest marker name (a Python identifier)")
+        kwargs["markers"] = markers
+
+    if "env" in data:
+        env = data["env"]
+        if not isinstance(env, dict):
+            raise err("env", f"'env' must be a table of strings, got {_type_name(env)}: {env!r}")
+        for k, v in env.items():
+            if not ENV_NAME_RE.match(k):
+                raise err("env", f"'env' key {k!r} is not a valid environment variable name")
+            if not isinstance(v, str):
+                raise err(
+                    "env",
+                    f"'env' value of {k} must be a string, got {_type_name(v)}: {v!r} "
+                    f'(quote it: {k} = "{_tomlish(v)}")',
+                )
+        kwargs["env"] = dict(env)
+
+    if "matrix" in data:
+        matrix = data["matrix"]
+        if not isinstance(matrix, dict) or not matrix:
+            raise err("matrix", f"'matrix' must be a non-empty table of arrays, got {matrix!r}")
+        out: dict[str, tuple[str, ...]] = {}
+        for k, values in matrix.items():
+            if not IDENT_RE.match(k):
+                raise err("matrix", f"'matrix' key {k!r} must be an identifier (it becomes CIDAG_MATRIX_{k.upper()})")
+            if not isinstance(values, list) or not values:
+                raise err("matrix", f"'matrix' entry '{k}' must be a non-empty array, got {values!r}")
+            strs: list[str] = []
+            for v in values:
+                if isinstance(v, dict | list):
+                    raise err("matrix", f"'matrix' entry '{k}' holds {_type_name(v)}; use strings or numbers")
+                s = _tomlish(v)
+                if not NAME_RE.match(s):
+                    raise err(
+                        "matrix",
+                        f"'matrix' value {s!r} of '{k}' cannot be part of a job id: use letters, digits and . _ + -",
+                    )
+                strs.append(s)
+            if len(set(strs)) != len(strs):
+                dup = next(s for s in strs if strs.count(s) > 1)
+                raise err("matrix", f"'matrix' entry '{k}' lists {dup!r} twice")
+            out[k] = tuple(strs)
+        upper = [k.upper() for k in out]
+        if len(set(upper)) != len(upper):
+            raise err("matrix", "'matrix' keys collide once upper-cased for CIDAG_MATRIX_*: " + ", ".join(out))
+        kwargs["matrix"] = out
+
+    if "cwd" in data:
+        cwd = data["cwd"]
+        if not isinstance(cwd, str) or not cwd:
+            raise err("cwd", f"'cwd' must be a non-empty string, got {cwd!r}")
+        if Path(cwd).is_absolute():
+            raise err("cwd", f"'cwd' must be relative to the rootdir, got the absolute path {cwd!r}")
+        kwargs["cwd"] = cwd
+
+    if "nice" in data:
+        nice = data["nice"]
+        if isinstance(nice, bool) or not isinstance(nice, int) or not -20 <= nice <= 19:
+            raise err("nice", f"'nice' must be an integer from -20 to 19, got {nice!r}")
+        kwargs["nice"] = nice
+
+    return JobSpec(path=path, line=block.start, **kwargs)
+
+
+def _tomlish(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+# --- how to run a job file --------------------------------------------------------------
+
+
+def read_shebang(path: Path) -> str | None:
+    """The interpreter line of ``path`` without ``#!``, or ``None``."""
+    try:
+        with path.open("rb") as f:
+            head = f.readline(4096)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    return head[2:].decode("utf-8", errors="replace").strip() or None
+
+
+def command_for(path: Path) -> list[str]:
+    """The argv that runs ``path`` as the kernel would through its shebang.
+
+    Like ``execve``, everything after the interpreter is one optional argument. A file
+    without a shebang runs with bash (only ``*.sh`` files are jobs without one).
+    """
+    shebang = read_shebang(path)
+    if shebang is None:
+        return ["bash", str(path)]
+    parts = shebang.split(None, 1)
+    return [*parts, str(path)]
+
+
+def display_command(argv: Sequence[str]) -> str:
+    return shlex.join(argv)

@@ -1,0 +1,139 @@
+"""pytest-cidag's entry point: options, settings, collection and timeout hooks."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_cidag.items import (
+    SETTINGS_KEY,
+    TIMEOUT_KEY,
+    JobFile,
+    JobItem,
+    is_job_file,
+    iter_job_files,
+    register_markers,
+    shown_path,
+)
+from pytest_cidag.jobspec import JobSpecError, parse_file
+from pytest_cidag.runner import DEFAULT_KILL_GRACE
+from pytest_cidag.settings import RUNS_DIR, Settings, new_run_name
+
+PATHS_HELP = "Directories (relative to the rootdir) whose scripts are jobs (default: cijobs)"
+RUN_DIR_HELP = "Directory for this run's job logs and outputs (default: .cidag/runs/<time>-<pid>)"
+KILL_GRACE_HELP = f"Seconds between TERM and KILL when a job's process tree is killed (default: {DEFAULT_KILL_GRACE:g})"
+TAIL_HELP = "Lines of a failed job's output shown in its failure report (default: 15)"
+REPORT_LIMIT_HELP = "Bytes of a job's output attached to its report; more is cut in the middle (default: 1048576)"
+KEEP_RUNS_HELP = "Run directories kept under .cidag/runs; older ones are removed (default: 20, 0 keeps all)"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cidag", "CI jobs as test items (pytest-cidag)")
+    group.addoption("--cidag-run-dir", metavar="DIR", default=None, help=RUN_DIR_HELP)
+    group.addoption("--cidag-kill-grace", metavar="SECONDS", type=float, default=None, help=KILL_GRACE_HELP)
+    parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])
+    parser.addini("cidag_run_dir", RUN_DIR_HELP, default="")
+    parser.addini("cidag_kill_grace", KILL_GRACE_HELP, default=str(DEFAULT_KILL_GRACE))
+    parser.addini("cidag_tail_lines", TAIL_HELP, default="15")
+    parser.addini("cidag_report_limit", REPORT_LIMIT_HELP, default=str(1024 * 1024))
+    parser.addini("cidag_keep_runs", KEEP_RUNS_HELP, default="20")
+
+
+def _number(config: pytest.Config, name: str, kind: type[int] | type[float], minimum: float) -> Any:
+    option = f"--{name.replace('_', '-')}"
+    value = config.getoption(name, None)
+    where = f"from {option}"
+    if value is None:
+        value, where = config.getini(name), f"from ini {name}"
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{name}: {value!r} {where} is not a valid {kind.__name__}") from None
+    if number < minimum:
+        raise pytest.UsageError(f"{name}: {value!r} {where} must be at least {minimum:g}")
+    return number
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    rootpath = config.rootpath
+    workerinput = getattr(config, "workerinput", None)
+    run_dir_arg = config.getoption("cidag_run_dir") or config.getini("cidag_run_dir")
+    if workerinput is not None and "cidag_run_dir" in workerinput:
+        run_dir = Path(workerinput["cidag_run_dir"])
+        default = bool(workerinput["cidag_default_run_dir"])
+    elif run_dir_arg:
+        run_dir = (config.invocation_params.dir / run_dir_arg).resolve()
+        default = False
+    else:
+        run_dir = rootpath / RUNS_DIR / new_run_name()
+        default = True
+    return Settings(
+        job_paths=tuple((rootpath / p).resolve() for p in config.getini("cidag_paths")),
+        run_dir=run_dir,
+        default_run_dir=default,
+        kill_grace=_number(config, "cidag_kill_grace", float, 0),
+        tail_lines=_number(config, "cidag_tail_lines", int, 0),
+        report_limit=_number(config, "cidag_report_limit", int, 1024),
+        keep_runs=_number(config, "cidag_keep_runs", int, 0),
+        tee=config.getoption("capture") == "no",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = resolve_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    # Register the jobs' markers now, so `pytest --markers` lists them; a file that does not
+    # parse is reported at collection, with its line, not here.
+    for directory in settings.job_paths:
+        for path in iter_job_files(config, directory):
+            with contextlib.suppress(JobSpecError, OSError):
+                register_markers(config, parse_file(path).markers)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: every worker writes into the controller's run directory."""
+    settings = node.config.stash[SETTINGS_KEY]
+    node.workerinput["cidag_run_dir"] = str(settings.run_dir)
+    node.workerinput["cidag_default_run_dir"] = settings.default_run_dir
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> JobFile | None:
+    config = parent.config
+    settings: Settings = config.stash[SETTINGS_KEY]
+    in_job_dir = any(file_path.is_relative_to(p) for p in settings.job_paths)
+    if not (in_job_dir or parent.session.isinitpath(file_path)):
+        return None
+    if not is_job_file(file_path, config):
+        return None
+    if not in_job_dir and file_path.suffix == ".py":
+        return None  # an explicitly named Python file is pytest's, not ours
+    return JobFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout resolved the item's timeout (marker > --timeout > env > ini).
+
+    For a job, keep the value and enforce it ourselves by killing the job's process tree;
+    returning True stops pytest-timeout from arming its own timer (which would interrupt
+    pytest, not the job, and orphan the job's processes).
+    """
+    if isinstance(item, JobItem):
+        item.stash[TIMEOUT_KEY] = float(settings.timeout or 0)
+        return True
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> bool | None:
+    return True if isinstance(item, JobItem) else None
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    settings: Settings = config.stash[SETTINGS_KEY]
+    if settings.run_dir.is_dir() and any(settings.run_dir.glob("*.log")):
+        terminalreporter.write_line(f"cidag: job logs in {shown_path(settings.run_dir, config)}")

@@ -1,0 +1,375 @@
+"""Run one job as a real process tree, output streamed to a log file; kill the whole tree.
+
+Pure: no pytest import. A job runs in its own session (so its own process group) with stdin
+closed, and every process it starts inherits an environment tag unique to this job
+(``CIDAG_TAG_<token>=1``). When the job ends, however it ends, every process still in its
+process group or still carrying its tag is terminated (TERM, then KILL after a grace
+period). The tag finds what the process group misses: children that called ``setsid``,
+double-forked daemons, ``nohup cmd &``. It is the GitHub Actions runner's approach, and it
+also works for nested runs, since a nested job adds its own tag and keeps its parent's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+TAG_PREFIX = "CIDAG_TAG_"
+DEFAULT_KILL_GRACE = 2.0
+_POLL = 0.02
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What happened to one job process tree. ``returncode`` is negative for a signal."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    log_path: Path
+    started: float  # time.time() at start
+    ended: float  # time.time() at the end, leftovers killed
+    timed_out: bool = False
+    aborted: str | None = None  # why it was killed from outside (fast-fail, interrupt)
+    leftovers: int = 0  # processes still alive after the main one ended, then killed
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+    def describe_exit(self) -> str:
+        """``exit code 3`` / ``killed by SIGKILL`` / ``exit code 137 (128 + SIGKILL)``."""
+        if self.returncode < 0:
+            return f"killed by {self.signal_name}"
+        text = f"exit code {self.returncode}"
+        if self.returncode > 128:
+            with contextlib.suppress(ValueError):
+                text += f" (128 + {signal.Signals(self.returncode - 128).name})"
+        return text
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+# --- finding a job's processes ------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, pgid) of a process from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # the command name is in parentheses and may contain anything, so split after the last ')'
+    rest = data[data.rfind(b")") + 2 :].split()
+    try:
+        return rest[0].decode(), int(rest[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def _has_tag(pid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
+    except OSError:
+        return False
+    return needle in env
+
+
+def job_processes(pgid: int | None, token: str) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid`` or carrying ``token``'s tag."""
+    if not Path("/proc/self").is_dir():
+        return _job_processes_no_proc(pgid)
+    needle = b"\0" + f"{TAG_PREFIX}{token}=".encode()
+    me = os.getpid()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if pid == me:
+            continue
+        st = _proc_stat(pid)
+        if st is None or st[0] in ("Z", "X"):
+            continue
+        if (pgid is not None and st[1] == pgid) or _has_tag(pid, needle):
+            found.append(pid)
+    return found
+
+
+def _job_processes_no_proc(pgid: int | None) -> list[int]:
+    # Without /proc only the process group can be found (escaped daemons are not).
+    if pgid is None:
+        return []
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return []
+    return [-pgid]
+
+
+def _signal_all(pids: Sequence[int], pgid: int | None, sig: int) -> None:
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if pid < 0:
+                os.killpg(-pid, sig)
+            else:
+                os.kill(pid, sig)
+
+
+def kill_tree(pgid: int | None, token: str, grace: float = DEFAULT_KILL_GRACE) -> int:
+    """Terminate every process of a job: TERM, wait up to ``grace`` s, then KILL.
+
+    Returns how many processes were found alive at the start.
+    """
+    pids = job_processes(pgid, token)
+    if not pids:
+        return 0
+    count = len(pids)
+    _signal_all(pids, pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        time.sleep(_POLL)
+        pids = job_processes(pgid, token)
+    # KILL until none is left: a process may fork while being killed
+    for _ in range(50):
+        if not pids:
+            break
+        _signal_all(pids, pgid, signal.SIGKILL)
+        time.sleep(_POLL)
+        pids = job_processes(pgid, token)
+    return count
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+class JobProcess:
+    """One running job. ``start()``, then ``wait()``; ``abort(reason)`` from any thread.
+
+    Output (stdout and stderr interleaved) goes to ``log_path`` as it is written, never
+    held in memory. With ``tee``, a thread also copies it to that stream as it arrives.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        cwd: Path | str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        nice: int = 0,
+        tee: BinaryIO | None = None,
+        kill_grace: float = DEFAULT_KILL_GRACE,
+    ) -> None:
+        self.argv = tuple(argv)
+        self.log_path = log_path
+        self.cwd = cwd
+        self.env = dict(os.environ if env is None else env)
+        self.timeout = timeout
+        self.nice = nice
+        self.tee = tee
+        self.kill_grace = kill_grace
+        self.token = new_token()
+        self.env[f"{TAG_PREFIX}{self.token}"] = "1"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._abort_reason: str | None = None
+        self._lock = threading.Lock()
+        self._killing = False
+
+    def _spawn_argv(self) -> list[str]:
+        argv = list(self.argv)
+        if self.nice:
+            nice = shutil.which("nice")
+            if nice:
+                argv = [nice, "-n", str(self.nice), *argv]
+        return argv
+
+    def run(self) -> JobResult:
+        """Start the job, wait for it, clean up; re-raises KeyboardInterrupt after cleanup."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        timed_out = False
+        reader: threading.Thread | None = None
+        self.log_path.write_bytes(b"")
+        # Unbuffered, O_APPEND: the job's processes and this one can all append safely.
+        with open(self.log_path, "ab+", buffering=0) as log:
+            try:
+                proc = subprocess.Popen(
+                    self._spawn_argv(),
+                    cwd=self.cwd,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if self.tee is not None else log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                log.write(f"[cidag] could not start {self.argv[0]!r}: {exc}\n".encode())
+                raise
+            with self._lock:
+                self._proc = proc
+                pending_abort = self._abort_reason
+            if self.tee is not None:
+                assert proc.stdout is not None
+                reader = threading.Thread(
+                    target=_copy, args=(proc.stdout, log, self.tee), name="cidag-tee", daemon=True
+                )
+                reader.start()
+            if pending_abort is not None:
+                self._kill()
+            deadline = None if self.timeout is None else time.monotonic() + self.timeout
+            try:
+                while True:
+                    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    try:
+                        proc.wait(timeout=remaining)
+                        break
+                    except subprocess.TimeoutExpired:
+                        timed_out = True
+                        self._kill()
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: never leave the tree
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+                with self._lock:
+                    self._abort_reason = self._abort_reason or reason
+                self._kill()
+                proc.wait()
+                self._finish(reader, log, proc)
+                _trailer(log, f"job killed: {self._abort_reason}")
+                raise
+            leftovers = self._finish(reader, log, proc)
+            if timed_out:
+                _trailer(log, f"job killed: timeout after {self.timeout:g}s")
+            elif self._abort_reason:
+                _trailer(log, f"job killed: {self._abort_reason}")
+        return JobResult(
+            argv=self.argv,
+            returncode=proc.returncode,
+            log_path=self.log_path,
+            started=started,
+            ended=time.time(),
+            timed_out=timed_out,
+            aborted=None if timed_out else self._abort_reason,
+            leftovers=leftovers,
+        )
+
+    def _finish(self, reader: threading.Thread | None, log: BinaryIO, proc: subprocess.Popen[bytes]) -> int:
+        """After the main process ended: kill what is left of the tree, drain the tee."""
+        leftovers = kill_tree(proc.pid, self.token, self.kill_grace)
+        if reader is not None:
+            reader.join(timeout=5)
+        log.flush()
+        return leftovers
+
+    def _kill(self) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is None or self._killing:
+                return
+            self._killing = True
+        try:
+            kill_tree(proc.pid, self.token, self.kill_grace)
+        finally:
+            with self._lock:
+                self._killing = False
+
+    def abort(self, reason: str) -> None:
+        """Kill the job's tree from another thread; ``run()`` then returns with ``aborted``."""
+        with self._lock:
+            if self._abort_reason is None:
+                self._abort_reason = reason
+        self._kill()
+
+
+def _trailer(log: BinaryIO, text: str) -> None:
+    """Append a ``[cidag] ...`` line to a log, on a line of its own."""
+    size = os.fstat(log.fileno()).st_size
+    newline = b"\n" if size and os.pread(log.fileno(), 1, size - 1) != b"\n" else b""
+    log.write(newline + f"[cidag] {text}\n".encode())
+
+
+def _copy(src: BinaryIO, log: BinaryIO, tee: BinaryIO) -> None:
+    fd = src.fileno()
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        log.write(chunk)
+        log.flush()
+        with contextlib.suppress(Exception):
+            tee.write(chunk)
+            tee.flush()
+    src.close()
+
+
+def tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
+    """The last ``lines`` lines of a (possibly huge, possibly binary) log file."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    out = text.splitlines()
+    if size > max_bytes and out:
+        out = out[1:]  # the first line is probably cut
+    return out[-lines:] if lines else out
+
+
+def read_for_report(path: Path, limit: int) -> str:
+    """A log's text for a report section: whole if it fits in ``limit`` bytes, else head and tail."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if size <= limit:
+                data = f.read()
+                return data.decode("utf-8", errors="replace")
+            half = limit // 2
+            head = f.read(half)
+            f.seek(size - half)
+            end = f.read(half)
+    except OSError as exc:
+        return f"[cidag] could not read the log {path}: {exc}\n"
+    omitted = size - len(head) - len(end)
+    return (
+        head.decode("utf-8", errors="replace")
+        + f"\n[cidag] ... {omitted} bytes omitted; the full output is in {path} ...\n"
+        + end.decode("utf-8", errors="replace")
+    )
+
+
+if sys.platform == "win32":  # pragma: no cover
+    raise ImportError("pytest-cidag needs a POSIX system (process groups, signals)")

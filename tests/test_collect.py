@@ -1,0 +1,124 @@
+"""Collection: which files are jobs, node ids, matrix legs, markers, bad metadata blocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import JobWriter
+
+
+def test_collect_only_lists_jobs_by_node_id(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build-js", "true")
+    job("test-python", "true", matrix='{ python = ["3.11", "3.12", "3.13"] }')
+    result = pytester.runpytest("cijobs", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "cijobs/build-js.sh::build-js",
+            "cijobs/test-python.sh::test-python[3.11]",
+            "cijobs/test-python.sh::test-python[3.12]",
+            "cijobs/test-python.sh::test-python[3.13]",
+            "4 tests collected in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_block_name_overrides_the_file_name(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("x", "true", name='"lint-python"')
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["cijobs/x.sh::lint-python"])
+
+
+def test_root_run_collects_jobs_but_not_scripts_elsewhere(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("lint", "true")
+    job("nested", "true", directory="cijobs/sub")
+    job("helper", "true", directory="scripts")  # not a job directory
+    job("_lib", "true")  # a sourced helper, by convention
+    job("deploy", "true", filename="deploy", shebang="/bin/sh", executable=True)
+    job("notexec", "true", filename="notexec", shebang="/bin/sh")  # no .sh, not executable
+    job("data", "", filename="data.txt")
+    pytester.makepyfile(test_ok="def test_ok(): pass")
+    result = pytester.runpytest("--collect-only", "-q")
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["cijobs/deploy::deploy", "cijobs/lint.sh::lint", "cijobs/sub/nested.sh::nested"])
+    assert "test_ok.py::test_ok" in out
+    for absent in ("helper", "_lib", "notexec", "data"):
+        assert absent not in out
+    assert "4 tests collected" in out
+
+
+def test_cidag_paths_ini(pytester: pytest.Pytester, job: JobWriter) -> None:
+    pytester.makeini("[pytest]\ncidag_paths = ci/jobs other\n")
+    job("a", "true", directory="ci/jobs")
+    job("b", "true", directory="other")
+    job("c", "true", directory="cijobs")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["ci/jobs/a.sh::a", "other/b.sh::b", "2 tests collected*"])
+
+
+def test_a_script_named_on_the_command_line_is_a_job(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("one-off", "true", directory="scripts")
+    result = pytester.runpytest("scripts/one-off.sh", "-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_python_test_modules_in_a_job_dir_stay_python(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("tool", "print(1)", filename="tool.py", shebang="/usr/bin/env python3", executable=True)
+    job("t", "def test_x(): pass", filename="test_x.py", shebang="/usr/bin/env python3", executable=True)
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["cijobs/test_x.py::test_x", "cijobs/tool.py::tool.py"])
+
+
+def test_block_markers_are_registered_and_selectable(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("e2e", "true", markers='["playwright", "slow"]')
+    job("unit", "true")
+    result = pytester.runpytest("--strict-markers", "-m", "not slow", "-q")
+    result.assert_outcomes(passed=1, deselected=1)
+    result = pytester.runpytest("--strict-markers", "-m", "playwright", "-q")
+    result.assert_outcomes(passed=1, deselected=1)
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.playwright: declared by a cidag job"])
+
+
+def test_k_selects_by_job_name_and_matrix_value(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("test-python", "true", matrix='{ python = ["3.11", "3.12"] }')
+    job("lint", "true")
+    result = pytester.runpytest("-k", "test-python and 3.12", "-q", "--collect-only")
+    result.stdout.fnmatch_lines(["cijobs/test-python.sh::test-python[3.12]", "1/3 tests collected (2 deselected)*"])
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"neds": '["a"]'}, "cijobs/bad.sh:2: unknown key 'neds' (did you mean 'needs'?)*"),
+        ({"timeout": '"10"'}, "cijobs/bad.sh:2: 'timeout' must be a number of seconds, got a string: '10'"),
+        ({"timeout": "1", "needs": "[a"}, "cijobs/bad.sh:3: invalid TOML in the 'cidag' block: *"),
+    ],
+)
+def test_bad_block_is_a_collection_error_naming_file_and_line(
+    pytester: pytest.Pytester, job: JobWriter, block: dict[str, str], message: str
+) -> None:
+    job("bad", "true", **block)
+    job("good", "true")
+    result = pytester.runpytest("-q")
+    result.stdout.fnmatch_lines(["*ERROR collecting cijobs/bad.sh*", message, "*1 error*"])
+    assert "Traceback" not in result.stdout.str()
+    assert "pytest_cidag" not in result.stdout.str()  # no plugin frames
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_unterminated_block(pytester: pytest.Pytester) -> None:
+    pytester.path.joinpath("cijobs").mkdir()
+    pytester.path.joinpath("cijobs/open.sh").write_text("#!/bin/bash\n# /// cidag\n# timeout = 3\necho hi\n")
+    result = pytester.runpytest("-q")
+    result.stdout.fnmatch_lines(["cijobs/open.sh:4: the '# /// cidag' block opened at line 2 is not closed*"])
+
+
+def test_reportinfo_points_at_the_block(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("with-block", "true", shebang="/bin/bash", timeout="5")
+    job("no-block", "true")
+    items, _ = pytester.inline_genitems()
+    by_name = {item.name: item for item in items}
+    assert by_name["with-block"].location == ("cijobs/with-block.sh", 1, "job with-block")
+    assert by_name["no-block"].location == ("cijobs/no-block.sh", 0, "job no-block")
+    assert by_name["with-block"].nodeid == "cijobs/with-block.sh::with-block"

@@ -1,0 +1,143 @@
+"""The metadata block parser: pure, so tested directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_cidag.jobspec import JobSpec, JobSpecError, command_for, find_block, parse_text
+
+P = Path("cijobs/build.sh")
+
+
+def parse(text: str) -> JobSpec:
+    return parse_text(text, P)
+
+
+def error(text: str) -> JobSpecError:
+    with pytest.raises(JobSpecError) as excinfo:
+        parse(text)
+    return excinfo.value
+
+
+FULL = """\
+#!/usr/bin/env bash
+# /// cidag
+# needs = ["build-js"]
+# timeout = 120
+# markers = ["playwright", "slow"]
+# env = { NODE_ENV = "test" }
+# matrix = { python = ["3.11", "3.12", "3.13"] }
+# nice = 10
+# cwd = "web"
+# ///
+echo hi
+"""
+
+
+def test_full_block() -> None:
+    spec = parse(FULL)
+    assert spec.name == "build"
+    assert spec.needs == ("build-js",)
+    assert spec.timeout == 120.0
+    assert spec.markers == ("playwright", "slow")
+    assert dict(spec.env) == {"NODE_ENV": "test"}
+    assert dict(spec.matrix) == {"python": ("3.11", "3.12", "3.13")}
+    assert spec.nice == 10
+    assert spec.cwd == "web"
+    assert spec.line == 2
+
+
+def test_no_block_means_defaults() -> None:
+    spec = parse("echo hi\n")
+    assert spec == JobSpec(path=P, name="build")
+    assert [leg.id for leg in spec.legs()] == ["build"]
+
+
+def test_name_default_keeps_other_suffixes() -> None:
+    assert parse_text("", Path("cijobs/deploy.py")).name == "deploy.py"
+
+
+def test_matrix_legs_are_the_product_in_declaration_order() -> None:
+    spec = parse('# /// cidag\n# matrix = { py = ["3.11", "3.12"], os = ["linux", 7] }\n# ///\n')
+    legs = spec.legs()
+    assert [leg.id for leg in legs] == ["build[3.11-linux]", "build[3.11-7]", "build[3.12-linux]", "build[3.12-7]"]
+    assert legs[1].environ() == {"CIDAG_MATRIX_PY": "3.11", "CIDAG_MATRIX_OS": "7"}
+
+
+def test_needs_accepts_a_single_string() -> None:
+    assert parse('# /// cidag\n# needs = "a"\n# ///\n').needs == ("a",)
+
+
+def test_empty_comment_lines_inside_the_block() -> None:
+    spec = parse("# /// cidag\n# timeout = 3\n#\n# nice = 1\n# ///\n")
+    assert (spec.timeout, spec.nice) == (3.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('# /// cidag\n# neds = ["a"]\n# ///\n', 2, "unknown key 'neds' (did you mean 'needs'?)"),
+        ("#!/bin/sh\n# /// cidag\n# timeout = 5\n# ///\n# /// cidag\n# ///\n", 5, "a second '# /// cidag' block"),
+        ("# /// cidag\n# timeout = 5\n", 1, "block is not closed: add a line '# ///'"),
+        ("# /// cidag\n# timeout = 5\necho hi\n# ///\n", 3, "opened at line 1 is not closed before this line"),
+        ("# /// cidag\n# timeout = 5\n# needs = [\n# ///\n", 4, "invalid TOML"),
+        ("# /// cidag\n# timeout = 5\n# needs = [1,, 2]\n# ///\n", 3, "invalid TOML"),
+        ('# /// cidag\n# timeout = "10"\n# ///\n', 2, "'timeout' must be a number of seconds, got a string: '10'"),
+        ("# /// cidag\n# timeout = -1\n# ///\n", 2, "'timeout' must be a positive number"),
+        ("# /// cidag\n# timeout = 0\n# ///\n", 2, "'timeout' must be a positive number"),
+        ("# /// cidag\n# timeout = 99999999\n# ///\n", 2, "more than a week"),
+        ("# /// cidag\n# timeout = true\n# ///\n", 2, "'timeout' must be a number of seconds, got a boolean"),
+        ("# /// cidag\n\n# ///\n", 2, "not closed before this line"),
+        ("# /// cidag\n# needs = [1]\n# ///\n", 2, "'needs' must be an array of strings"),
+        ('# /// cidag\n# needs = ["a", "a"]\n# ///\n', 2, "'needs' names 'a' twice"),
+        ('# /// cidag\n# markers = ["not-valid"]\n# ///\n', 2, "is not a valid pytest marker name"),
+        (
+            "# /// cidag\n# env = { N = 1 }\n# ///\n",
+            2,
+            "'env' value of N must be a string, got an integer: 1 (quote it",
+        ),
+        ('# /// cidag\n# [env]\n# "1X" = "a"\n# ///\n', 2, "is not a valid environment variable name"),
+        ("# /// cidag\n# matrix = {}\n# ///\n", 2, "'matrix' must be a non-empty table"),
+        ("# /// cidag\n# matrix = { py = [] }\n# ///\n", 2, "'matrix' entry 'py' must be a non-empty array"),
+        ('# /// cidag\n# matrix = { py = ["a b"] }\n# ///\n', 2, "cannot be part of a job id"),
+        ('# /// cidag\n# matrix = { py = ["1", 1] }\n# ///\n', 2, "lists '1' twice"),
+        ('# /// cidag\n# matrix = { py = ["1"], PY = ["2"] }\n# ///\n', 2, "collide once upper-cased"),
+        ('# /// cidag\n# cwd = "/abs"\n# ///\n', 2, "'cwd' must be relative to the rootdir"),
+        ("# /// cidag\n# nice = 40\n# ///\n", 2, "'nice' must be an integer from -20 to 19, got 40"),
+        ('# /// cidag\n# name = "has space"\n# ///\n', 2, "'name' 'has space' is not a valid job name"),
+        ("# /// cidag\n# name = 3\n# ///\n", 2, "'name' must be a string, got an integer"),
+    ],
+)
+def test_bad_blocks_name_file_line_and_key(text: str, line: int, message: str) -> None:
+    exc = error(text)
+    assert exc.line == line
+    assert message in exc.message
+    assert str(exc).startswith(f"{P}:{line}: ")
+
+
+def test_toml_error_points_at_the_file_line() -> None:
+    exc = error('#!/bin/sh\n# /// cidag\n# timeout = 5\n# needs = ["a" "b"]\n# ///\n')
+    assert exc.line == 4
+    assert "line 2" not in exc.message  # the TOML-relative line is translated, not leaked
+
+
+def test_other_blocks_are_ignored() -> None:
+    spec = parse('# /// script\n# dependencies = ["x"]\n# ///\n')
+    assert spec.name == "build"
+
+
+def test_find_block_reports_lines() -> None:
+    block = find_block("#!/bin/sh\n# /// cidag\n# a = 1\n# ///\n", P)
+    assert block is not None
+    assert (block.start, block.end, block.toml) == (2, 4, "a = 1\n")
+
+
+def test_command_follows_the_shebang_like_the_kernel(tmp_path: Path) -> None:
+    env_style = tmp_path / "a"
+    env_style.write_text("#!/usr/bin/env -S python3 -u\nprint(1)\n")
+    assert command_for(env_style) == ["/usr/bin/env", "-S python3 -u", str(env_style)]
+    plain = tmp_path / "b.sh"
+    plain.write_text("echo hi\n")
+    assert command_for(plain) == ["bash", str(plain)]

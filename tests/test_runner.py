@@ -1,0 +1,124 @@
+"""The process runner: real processes, real signals, no pytest in the code under test."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_cidag.runner import JobProcess, read_for_report, tail
+from tests.helpers import alive, read_pids
+
+
+def run(tmp_path: Path, script: str, **kwargs: object) -> tuple[JobProcess, object]:
+    path = tmp_path / "job.sh"
+    path.write_text(script)
+    proc = JobProcess(["bash", str(path)], log_path=tmp_path / "job.log", cwd=tmp_path, kill_grace=0.5, **kwargs)  # type: ignore[arg-type]
+    return proc, proc.run()
+
+
+def test_exit_code_and_interleaved_log(tmp_path: Path) -> None:
+    _, result = run(tmp_path, "echo out; echo err >&2; echo out2; exit 3\n")
+    assert result.returncode == 3
+    assert result.describe_exit() == "exit code 3"
+    assert (tmp_path / "job.log").read_text() == "out\nerr\nout2\n"
+
+
+def test_stdin_is_closed(tmp_path: Path) -> None:
+    run(tmp_path, "if read -r line; then echo got; else echo eof; fi\n")
+    assert (tmp_path / "job.log").read_text() == "eof\n"
+
+
+def test_own_session_and_process_group(tmp_path: Path) -> None:
+    run(tmp_path, 'echo "$$ $(ps -o pgid= $$) $(ps -o sid= $$)"\n')
+    pid, pgid, sid = (tmp_path / "job.log").read_text().split()
+    assert pid == pgid == sid
+    assert int(pgid) != os.getpgid(0)
+
+
+def test_nice_is_applied(tmp_path: Path) -> None:
+    run(tmp_path, "ps -o ni= $$\n", nice=7)
+    assert (tmp_path / "job.log").read_text().strip() == str(os.nice(0) + 7)
+
+
+def test_signal_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "k.py"
+    path.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    result = JobProcess([sys.executable, str(path)], log_path=tmp_path / "k.log").run()
+    assert result.returncode < 0
+    assert result.describe_exit() == "killed by SIGSEGV"
+    _, result = run(tmp_path, "bash -c 'kill -9 $$'\n")
+    assert result.describe_exit() == "exit code 137 (128 + SIGKILL)"
+
+
+def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
+    """Background children, grandchildren, setsid'd and double-forked daemons: none survive."""
+    script = """
+    sleep 101 & echo $! >> pids
+    bash -c 'sleep 102 & echo $! >> pids; wait' &
+    setsid sleep 103 & echo $! >> pids
+    ( ( sleep 104 & echo $! >> pids ) & ) &
+    nohup sleep 105 >/dev/null 2>&1 & echo $! >> pids
+    trap '' TERM
+    for i in 1 2 3 4 5 6 7 8; do sleep 0.1; done; sleep 60
+    """
+    started = time.monotonic()
+    _, result = run(tmp_path, script, timeout=1.5)
+    assert result.timed_out
+    assert time.monotonic() - started < 30
+    pids = read_pids(tmp_path / "pids")
+    assert len(pids) == 5
+    assert [p for p in pids if alive(p)] == []
+    assert "[cidag] job killed: timeout after 1.5s" in (tmp_path / "job.log").read_text()
+
+
+def test_leftovers_are_killed_after_a_passing_job(tmp_path: Path) -> None:
+    _, result = run(tmp_path, "setsid sleep 100 & echo $! > pids\nsleep 100 & echo $! >> pids\nexit 0\n")
+    assert result.returncode == 0
+    assert result.leftovers == 2
+    assert [p for p in read_pids(tmp_path / "pids") if alive(p)] == []
+
+
+def test_abort_from_another_thread(tmp_path: Path) -> None:
+    path = tmp_path / "job.sh"
+    path.write_text("echo started > started\nsleep 100 & echo $! > pids\nwait\n")
+    proc = JobProcess(["bash", str(path)], log_path=tmp_path / "job.log", cwd=tmp_path, kill_grace=0.5)
+    threading.Timer(0.5, proc.abort, args=("fast-fail: 'x' failed",)).start()
+    result = proc.run()
+    assert result.aborted == "fast-fail: 'x' failed"
+    assert not result.timed_out
+    assert not alive(read_pids(tmp_path / "pids")[0])
+    assert (tmp_path / "job.log").read_text().endswith("[cidag] job killed: fast-fail: 'x' failed\n")
+
+
+def test_tee_copies_output_as_it_arrives(tmp_path: Path) -> None:
+    tee = io.BytesIO()
+    run(tmp_path, "echo one; echo two >&2\n", tee=tee)
+    assert tee.getvalue() == b"one\ntwo\n"
+    assert (tmp_path / "job.log").read_bytes() == b"one\ntwo\n"
+
+
+def test_missing_interpreter_is_an_oserror_with_a_log(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        JobProcess(["/nonexistent/interp", "x"], log_path=tmp_path / "x.log").run()
+    assert "could not start" in (tmp_path / "x.log").read_text()
+
+
+def test_tail_and_report_text_of_a_big_binary_log(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    with open(log, "wb") as f:
+        f.write(b"\xff\x00start\n")
+        f.write(b"x" * 100 + b"\n")
+        for i in range(100000):
+            f.write(f"line {i}\n".encode())
+    assert tail(log, 2) == ["line 99998", "line 99999"]
+    text = read_for_report(log, 4096)
+    assert text.startswith("\ufffd\x00start\n")
+    assert "bytes omitted; the full output is in" in text
+    assert text.endswith("line 99999\n")
+    assert len(text) < 4096 + 200
