@@ -146,6 +146,7 @@ class JobItem(pytest.Item):
             CIDAG_JOB=self.job_id,
             CIDAG_RUN_DIR=str(run_dir),
             CIDAG_OUTPUT=str(output_path),
+            CIDAG_PYTHON=sys.executable,
         )
         timeout = self.effective_timeout()
         tee = getattr(sys.stdout, "buffer", None) if settings.tee else None
