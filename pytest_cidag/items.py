@@ -13,6 +13,7 @@ from _pytest._code.code import ExceptionChainRepr, ReprEntryNative, ReprFileLoca
 
 from pytest_cidag import runner
 from pytest_cidag.jobspec import JobLeg, JobSpec, JobSpecError, command_for, display_command, parse_file
+from pytest_cidag.outputs import OutputError, parse_outputs
 from pytest_cidag.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ SKIP_EXIT_CODE = 77
 
 #: The effective timeout (seconds) pytest-timeout resolved for an item, when it is active.
 SETTINGS_KEY = pytest.StashKey[Settings]()
+#: The DAG state of this process (set by the plugin; absent in unit tests of items alone).
+DAG_KEY: pytest.StashKey[Any] = pytest.StashKey()
 TIMEOUT_KEY = pytest.StashKey[float]()
 RESULT_KEY = pytest.StashKey[runner.JobResult]()
 
@@ -45,8 +48,18 @@ def is_job_file(path: Path, config: pytest.Config) -> bool:
         return False
 
 
-class JobFile(pytest.File):
-    """A job script: collects one :class:`JobItem` per matrix leg (one when there is no matrix)."""
+class JobFile(pytest.Collector):
+    """A job script: collects one :class:`JobItem` per matrix leg (one when there is no matrix).
+
+    Deliberately not a ``pytest.File``: ``--lf`` skips whole files without failures and
+    filters items inside files, which would make the upstream jobs of a failed job
+    uncollectable; the job graph needs every job of a job file.
+    """
+
+    @classmethod
+    def for_path(cls, parent: pytest.Collector | pytest.Session, path: Path) -> JobFile:
+        rel = os.path.relpath(path, parent.config.rootpath).replace(os.sep, "/")
+        return cls.from_parent(parent, name=path.name, path=path, nodeid=rel)
 
     def collect(self) -> Iterator[JobItem]:
         try:
@@ -95,11 +108,14 @@ def _apply_markers(item: JobItem, spec: JobSpec) -> None:
 class JobFailed(Exception):
     """A job ended badly; carries what the failure report shows."""
 
-    def __init__(self, headline: str, result: runner.JobResult | None, details: list[str]) -> None:
+    def __init__(
+        self, headline: str, result: runner.JobResult | None, details: list[str], status: str = "failed"
+    ) -> None:
         super().__init__(headline)
         self.headline = headline
         self.result = result
         self.details = details
+        self.status = status  # failed, timeout, interrupted: how dependents name it
 
 
 class JobItem(pytest.Item):
@@ -114,17 +130,21 @@ class JobItem(pytest.Item):
     def job_id(self) -> str:
         return self.leg.id
 
-    def effective_timeout(self) -> float | None:
-        """pytest-timeout's resolved value when it is active, else the marker or the block."""
-        if TIMEOUT_KEY in self.stash:
-            return self.stash[TIMEOUT_KEY] or None
-        if self.config.pluginmanager.hasplugin("timeout"):
-            return None  # pytest-timeout said: no timeout for this item
+    def declared_timeout(self) -> float | None:
+        """The job's own timeout: its closest ``timeout`` marker, else its block's."""
         marker = self.get_closest_marker("timeout")
         if marker is not None:
             value = marker.args[0] if marker.args else marker.kwargs.get("timeout")
             return float(value) if value else None
         return self.spec.timeout
+
+    def effective_timeout(self) -> float | None:
+        """pytest-timeout's resolved value when it is active, else the declared one."""
+        if TIMEOUT_KEY in self.stash:
+            return self.stash[TIMEOUT_KEY] or None
+        if self.config.pluginmanager.hasplugin("timeout"):
+            return None  # pytest-timeout said: no timeout for this item
+        return self.declared_timeout()
 
     def runtest(self) -> None:
         settings: Settings = self.config.stash[SETTINGS_KEY]
@@ -148,6 +168,11 @@ class JobItem(pytest.Item):
             CIDAG_OUTPUT=str(output_path),
             CIDAG_PYTHON=sys.executable,
         )
+        if settings.testcases is not None:
+            env["CIDAG_TESTCASES"] = settings.testcases
+        dag = self.config.stash.get(DAG_KEY, None)
+        if dag is not None:
+            env.update(dag.needs_env(self))
         timeout = self.effective_timeout()
         tee = getattr(sys.stdout, "buffer", None) if settings.tee else None
         proc = runner.JobProcess(
@@ -173,15 +198,20 @@ class JobItem(pytest.Item):
             f"log:      {shown_path(log_path, self.config)}",
         ]
         if result.timed_out:
-            raise JobFailed(f"Timeout (>{timeout:g}s): the job's process tree was killed", result, details)
+            raise JobFailed(f"Timeout (>{timeout:g}s): the job's process tree was killed", result, details, "timeout")
         if result.aborted:
-            raise JobFailed(f"killed: {result.aborted}", result, details)
+            raise JobFailed(f"killed: {result.aborted}", result, details, "interrupted")
         if result.returncode == SKIP_EXIT_CODE:
             last = next((line.strip() for line in reversed(runner.tail(log_path, 50)) if line.strip()), "")
             reason = last or f"the job exited with {SKIP_EXIT_CODE}"
             raise pytest.skip.Exception(reason, _use_item_location=True)
         if result.returncode != 0:
             raise JobFailed(result.describe_exit(), result, details)
+        try:
+            parse_outputs(output_path)
+        except OutputError as exc:
+            where = f"{shown_path(exc.path, self.config)}:{exc.line}"
+            raise JobFailed(f"malformed output at {where}: {exc.message}", result, details) from None
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if not isinstance(excinfo.value, JobFailed):

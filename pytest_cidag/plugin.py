@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+from pytest_cidag.dag import DagPlugin, graph_main
 from pytest_cidag.items import (
+    DAG_KEY,
     SETTINGS_KEY,
     TIMEOUT_KEY,
+    JobFailed,
     JobFile,
     JobItem,
     is_job_file,
@@ -20,7 +26,7 @@ from pytest_cidag.items import (
 )
 from pytest_cidag.jobspec import JobSpecError, parse_file
 from pytest_cidag.runner import DEFAULT_KILL_GRACE
-from pytest_cidag.settings import RUNS_DIR, Settings, new_run_name
+from pytest_cidag.settings import RUNS_DIR, Settings, latest_run, new_run_name
 
 PATHS_HELP = "Directories (relative to the rootdir) whose scripts are jobs (default: cijobs)"
 RUN_DIR_HELP = "Directory for this run's job logs and outputs (default: .cidag/runs/<time>-<pid>)"
@@ -28,12 +34,29 @@ KILL_GRACE_HELP = f"Seconds between TERM and KILL when a job's process tree is k
 TAIL_HELP = "Lines of a failed job's output shown in its failure report (default: 15)"
 REPORT_LIMIT_HELP = "Bytes of a job's output attached to its report; more is cut in the middle (default: 1048576)"
 KEEP_RUNS_HELP = "Run directories kept under .cidag/runs; older ones are removed (default: 20, 0 keeps all)"
+NO_DEPS_HELP = "Run exactly the selected jobs; needs outside the selection count as satisfied"
+FIRST_HELP = "Run these jobs (comma-separated) and what they need as early as the graph allows"
+TESTCASES_HELP = "Passed to every job as CIDAG_TESTCASES, for jobs that narrow a test suite with it"
+GRAPH_HELP = "Print the selected job graph (mermaid, dot or json; default mermaid) and exit"
+GRAPH_FORMATS = ("mermaid", "dot", "json")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cidag", "CI jobs as test items (pytest-cidag)")
     group.addoption("--cidag-run-dir", metavar="DIR", default=None, help=RUN_DIR_HELP)
     group.addoption("--cidag-kill-grace", metavar="SECONDS", type=float, default=None, help=KILL_GRACE_HELP)
+    group.addoption("--cidag-no-deps", action="store_true", default=False, help=NO_DEPS_HELP)
+    group.addoption("--cidag-first", metavar="JOB[,JOB...]", action="append", default=[], help=FIRST_HELP)
+    group.addoption("--cidag-testcases", metavar="EXPR", default=None, help=TESTCASES_HELP)
+    group.addoption(
+        "--cidag-graph",
+        metavar="FORMAT",
+        nargs="?",
+        const="mermaid",
+        default=None,
+        choices=GRAPH_FORMATS,
+        help=GRAPH_HELP,
+    )
     parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])
     parser.addini("cidag_run_dir", RUN_DIR_HELP, default="")
     parser.addini("cidag_kill_grace", KILL_GRACE_HELP, default=str(DEFAULT_KILL_GRACE))
@@ -61,14 +84,16 @@ def resolve_settings(config: pytest.Config) -> Settings:
     rootpath = config.rootpath
     workerinput = getattr(config, "workerinput", None)
     run_dir_arg = config.getoption("cidag_run_dir") or config.getini("cidag_run_dir")
+    previous = latest_run(rootpath)
     if workerinput is not None and "cidag_run_dir" in workerinput:
         run_dir = Path(workerinput["cidag_run_dir"])
         default = bool(workerinput["cidag_default_run_dir"])
+        previous = Path(workerinput["cidag_previous_run_dir"]) if workerinput["cidag_previous_run_dir"] else None
     elif run_dir_arg:
         run_dir = (config.invocation_params.dir / run_dir_arg).resolve()
         default = False
     else:
-        run_dir = rootpath / RUNS_DIR / new_run_name()
+        run_dir = rootpath / RUNS_DIR / new_run_name(rootpath / RUNS_DIR)
         default = True
     return Settings(
         job_paths=tuple((rootpath / p).resolve() for p in config.getini("cidag_paths")),
@@ -79,10 +104,15 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_limit=_number(config, "cidag_report_limit", int, 1024),
         keep_runs=_number(config, "cidag_keep_runs", int, 0),
         tee=config.getoption("capture") == "no",
+        previous_run_dir=previous,
+        testcases=config.getoption("cidag_testcases"),
     )
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # trylast: the DagPlugin registered here must come after pytest's LFPlugin/NFPlugin (and
+    # other plugins' tryfirst wrappers), so its collection wrapper is the outermost one.
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
     # Register the jobs' markers now, so `pytest --markers` lists them; a file that does not
@@ -91,6 +121,26 @@ def pytest_configure(config: pytest.Config) -> None:
         for path in iter_job_files(config, directory):
             with contextlib.suppress(JobSpecError, OSError):
                 register_markers(config, parse_file(path).markers)
+    dag = DagPlugin(config)
+    config.stash[DAG_KEY] = dag
+    config.pluginmanager.register(dag, "cidag-dag")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.option.cidag_graph and not config.option.help:
+        from _pytest.main import wrap_session
+
+        return wrap_session(config, graph_main)
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    # A plain string attribute travels with the report from xdist workers to the controller.
+    if isinstance(item, JobItem) and call.excinfo is not None and isinstance(call.excinfo.value, JobFailed):
+        report.cidag_status = call.excinfo.value.status
+    return report
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -99,6 +149,7 @@ def pytest_configure_node(node: Any) -> None:
     settings = node.config.stash[SETTINGS_KEY]
     node.workerinput["cidag_run_dir"] = str(settings.run_dir)
     node.workerinput["cidag_default_run_dir"] = settings.default_run_dir
+    node.workerinput["cidag_previous_run_dir"] = str(settings.previous_run_dir or "")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> JobFile | None:
@@ -111,7 +162,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> JobFile | 
         return None
     if not in_job_dir and file_path.suffix == ".py":
         return None  # an explicitly named Python file is pytest's, not ours
-    return JobFile.from_parent(parent, path=file_path)
+    return JobFile.for_path(parent, file_path)
 
 
 @pytest.hookimpl(optionalhook=True)

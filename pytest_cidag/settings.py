@@ -25,6 +25,8 @@ class Settings:
     report_limit: int
     keep_runs: int
     tee: bool
+    previous_run_dir: Path | None = None  # the latest run before this one, for --cidag-no-deps
+    testcases: str | None = None  # --cidag-testcases, handed to every job
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""
@@ -42,9 +44,25 @@ class Settings:
         return self.run_dir
 
 
-def new_run_name() -> str:
-    """Sortable and unique across concurrent runs in one checkout."""
-    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+def latest_run(rootpath: Path) -> Path | None:
+    """The newest run directory under ``rootpath``'s ``.cidag/runs``, if any."""
+    link = rootpath / RUNS_DIR / LATEST
+    with contextlib.suppress(OSError):
+        target = link.resolve(strict=True)
+        if target.is_dir():
+            return target
+    return None
+
+
+def new_run_name(runs: Path) -> str:
+    """Sortable, and unique across concurrent runs in one checkout (and runs in one process)."""
+    now = time.time()
+    base = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}-{os.getpid()}"
+    name, n = base, 1
+    while (runs / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 def _point_latest(runs: Path, name: str) -> None:

@@ -57,8 +57,25 @@ def job(pytester: pytest.Pytester) -> JobWriter:
 
 
 @pytest.fixture(autouse=True)
-def _no_outer_cidag_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the suite itself runs as a cidag job, the outer job's variables must not leak in."""
+def _isolated_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the suite itself runs as a cidag job, the outer job's variables must not leak in.
+
+    pytest-randomly (a dev dependency) is off in the inner runs unless a test turns it on,
+    so that tests asserting terminal order see declaration order.
+    """
     for key in list(os.environ):
         if key.startswith("CIDAG_") and not key.startswith("CIDAG_TAG_"):
             monkeypatch.delenv(key)
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+
+
+def order_log(pytester: pytest.Pytester) -> list[str]:
+    """The job ids in the order the jobs ran (each appends to order.log via LOG)."""
+    path = pytester.path / "order.log"
+    return path.read_text().split() if path.exists() else []
+
+
+#: A job body that records the job in order.log (jobs run in the rootdir).
+LOG = 'echo "$CIDAG_JOB" >> order.log'
