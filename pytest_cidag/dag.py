@@ -77,6 +77,7 @@ class DagPlugin:
             name.strip() for value in config.getoption("cidag_first") or [] for name in value.split(",") if name.strip()
         )
         self._held: list[pytest.Item] | None = None
+        self._declared: list[str] = []  # run_keys in declaration order, for the graph view
         self._job_index: dict[str, Path] | None = None
 
     # --- selection ---------------------------------------------------------------------
@@ -141,6 +142,7 @@ class DagPlugin:
         declared = {k: i for i, k in enumerate(pool)}
         keys = sorted(wanted, key=lambda k: (rank[k], declared[k]))
         self.run_keys = graph.order(keys, priority=lambda k: 0 if k in first else 1)
+        self._declared = [k for k in pool if k in wanted]
         return [pool[k] for k in self.run_keys]
 
     def _involves_jobs(self, items: Iterable[pytest.Item]) -> bool:
@@ -380,11 +382,12 @@ class DagPlugin:
         graph = self.graph
         if graph is None:
             return "" if fmt != "json" else json.dumps({"jobs": []}, indent=2) + "\n"
+        keys = graph.order(self._declared)  # stable whatever reordered the run (randomly, --ff)
         if fmt == "dot":
-            return to_dot(graph, self.run_keys)
+            return to_dot(graph, keys)
         if fmt == "json":
-            return json.dumps(to_json_data(graph, self.run_keys), indent=2) + "\n"
-        return to_mermaid(graph, self.run_keys)
+            return json.dumps(to_json_data(graph, keys), indent=2) + "\n"
+        return to_mermaid(graph, keys)
 
 
 def _base_name(entry: str) -> str:

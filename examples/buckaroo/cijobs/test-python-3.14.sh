@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# test-python-3.14: 25s in buckaroo's CI, starts 10s late
+# /// cidag
+# needs = ["build-wheel"]
+# timeout = 50
+# ///
+source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
+run_suite
+work 25 10
+echo "using ${CIDAG_NEEDS_BUILD_WHEEL_WHEEL:-no wheel output}"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# test-python-3.11 and test-python-3.13: 25s in buckaroo's CI
+# /// cidag
+# matrix = { python = ["3.11", "3.13"] }
+# timeout = 50
+# ///
+source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
+run_suite
+work 25 0

@@ -1,0 +1,48 @@
+"""The demo DAG a newcomer runs: examples/buckaroo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEMO = Path(__file__).parent.parent / "examples" / "buckaroo"
+
+
+@pytest.fixture
+def demo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(DEMO, pytester.path / "demo", ignore=shutil.ignore_patterns(".cidag", "__pycache__"))
+    monkeypatch.setenv("CIDAG_DEMO_SCALE", "0.002")
+    return pytester.path / "demo"
+
+
+def test_demo_scripts_match_the_dag_file(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(DEMO / "generate.py"), str(tmp_path)], check=True)
+    generated = {p.name: p.read_text() for p in tmp_path.glob("*.sh")}
+    committed = {p.name: p.read_text() for p in (DEMO / "cijobs").glob("*.sh") if not p.name.startswith("_")}
+    assert generated == committed
+
+
+def test_demo_runs_green(pytester: pytest.Pytester, demo: Path) -> None:
+    result = pytester.runpytest_subprocess(str(demo), "-p", "no:randomly")
+    result.assert_outcomes(passed=16)
+
+
+def test_demo_failure_on_request_skips_what_needs_it(
+    pytester: pytest.Pytester, demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEMO_FAIL", "build-wheel")
+    result = pytester.runpytest_subprocess(str(demo), "-rs")
+    result.assert_outcomes(passed=8, failed=1, skipped=7)
+    result.stdout.fnmatch_lines(["SKIPPED *cijobs/playwright-jupyter.sh:*: upstream job 'build-wheel' failed"])
+
+
+def test_demo_testcases_narrow_the_suite(pytester: pytest.Pytester, demo: Path) -> None:
+    result = pytester.runpytest_subprocess(
+        str(demo), "-k", "test-python and 3.11", "--cidag-testcases", "summary", "-rA"
+    )
+    result.assert_outcomes(passed=1, deselected=15)
+    result.stdout.fnmatch_lines(["1 passed, 2 deselected in *"])
