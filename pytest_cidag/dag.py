@@ -27,11 +27,12 @@ from pytest_cidag.jobspec import JobSpec, JobSpecError, did_you_mean, parse_file
 from pytest_cidag.outputs import OutputError, needs_environ, parse_outputs
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Sequence
+    from collections.abc import Callable, Generator, Iterable, Sequence
 
     from pytest_cidag.settings import Settings
 
 BLOCKED_CACHE_KEY = "cidag/blocked"
+DURATIONS_CACHE_KEY = "cidag/durations"
 
 #: How a node that did not pass is described in a dependent's skip reason.
 PHRASES = {
@@ -40,6 +41,7 @@ PHRASES = {
     "timeout": "timed out",
     "skipped": "was skipped",
     "interrupted": "was interrupted",
+    "crashed": "crashed its worker",
 }
 
 
@@ -76,6 +78,12 @@ class DagPlugin:
         self.first: tuple[str, ...] = tuple(
             name.strip() for value in config.getoption("cidag_first") or [] for name in value.split(",") if name.strip()
         )
+        self.is_worker = hasattr(config, "workerinput")
+        self.first_keys: set[str] = set()
+        self.deselected_count = 0
+        self.durations: dict[str, float] = {}
+        #: Called with (session, items, self) after the selection, on xdist workers.
+        self.after_selection: Callable[[pytest.Session, list[pytest.Item], DagPlugin], None] | None = None
         self._held: list[pytest.Item] | None = None
         self._declared: list[str] = []  # run_keys in declaration order, for the graph view
         self._job_index: dict[str, Path] | None = None
@@ -108,8 +116,11 @@ class DagPlugin:
             items[:] = final
         chosen = {id(i) for i in items}
         deselected = [i for i in snapshot if id(i) not in chosen] if final is not None else held
+        self.deselected_count = len(deselected)
         if deselected:
             config.hook.pytest_deselected(items=deselected)
+        if self.after_selection is not None:
+            self.after_selection(session, items, self)
         return result
 
     def _select(
@@ -139,6 +150,7 @@ class DagPlugin:
             down = [rank[d] for d in graph.downstream([k]) if d in rank]
             rank[k] = (min(down) if down else len(rank)) - 0.5
         first = self._first_closure(graph)
+        self.first_keys = first & wanted
         declared = {k: i for i, k in enumerate(pool)}
         keys = sorted(wanted, key=lambda k: (rank[k], declared[k]))
         self.run_keys = graph.order(keys, priority=lambda k: 0 if k in first else 1)
@@ -269,17 +281,27 @@ class DagPlugin:
         graph = self.graph
         if graph is None or item.nodeid not in graph.nodes:
             return
+        # On an xdist worker the controller dispatches a node only once its needs passed.
+        if not self.is_worker:
+            reason = self.block_reason(item.nodeid)
+            if reason is not None:
+                raise pytest.skip.Exception(reason, _use_item_location=True)
+        if not isinstance(item, JobItem):
+            self._satisfy_pytest_dependency(item)
+
+    def block_reason(self, key: str) -> str | None:
+        """Why ``key`` must not run (recorded as blocked), or None when all it needs passed."""
+        assert self.graph is not None
         in_run = set(self.run_keys)
-        for need in graph.needs[item.nodeid]:
+        for need in self.graph.needs[key]:
             if need not in in_run:
                 continue  # --cidag-no-deps: a need outside the selection counts as satisfied
             outcome = self.outcomes.get(need)
             if outcome is None or outcome.status != "passed":
                 reason = self._reason(need)
-                self.blocked[item.nodeid] = reason
-                raise pytest.skip.Exception(reason, _use_item_location=True)
-        if not isinstance(item, JobItem):
-            self._satisfy_pytest_dependency(item)
+                self.blocked[key] = reason
+                return reason
+        return None
 
     def _reason(self, need: str) -> str:
         assert self.graph is not None
@@ -317,7 +339,8 @@ class DagPlugin:
         if graph is None or report.nodeid not in graph.nodes:
             return
         outcome = self.outcomes.setdefault(report.nodeid, Outcome())
-        if report.when == "setup":
+        when = str(report.when)  # xdist reports a worker crash with when="???"
+        if when == "setup":
             if report.failed:
                 outcome.status = "errored"
             elif report.skipped:
@@ -327,15 +350,25 @@ class DagPlugin:
                     outcome.root = reason.split(" (through ", 1)[0]
                 else:
                     outcome.status = "skipped"
-        elif report.when == "call":
+        elif when == "call":
+            self.durations[report.nodeid] = report.duration
             if report.failed:
                 outcome.status = getattr(report, "cidag_status", None) or "failed"
             elif report.skipped:
                 outcome.status = "skipped"
             else:
                 outcome.status = "passed"
-        elif report.failed and outcome.status in ("passed", "pending"):
-            outcome.status = "errored"
+        elif when == "teardown":
+            if report.failed and outcome.status in ("passed", "pending"):
+                outcome.status = "errored"
+        elif report.failed:  # xdist's report for an item whose worker died
+            outcome.status = "crashed"
+
+    def known_durations(self) -> dict[str, float]:
+        """Durations (seconds) of earlier runs, from pytest's cache."""
+        cache = getattr(self.config, "cache", None)
+        data = cache.get(DURATIONS_CACHE_KEY, {}) if cache is not None else {}
+        return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
 
     def needs_env(self, item: JobItem) -> dict[str, str]:
         """``CIDAG_NEEDS_<JOB>_<KEY>`` for the outputs of every job ``item`` needs directly."""
@@ -368,6 +401,10 @@ class DagPlugin:
         ran = set(self.outcomes)
         kept = [k for k in old if k not in ran]
         cache.set(BLOCKED_CACHE_KEY, sorted({*kept, *self.blocked}))
+        if self.durations:
+            durations = self.known_durations()
+            durations.update({k: round(v, 4) for k, v in self.durations.items()})
+            cache.set(DURATIONS_CACHE_KEY, durations)
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
         if not self.pulled_in or self.graph is None or config.get_verbosity() < 0 or config.option.cidag_graph:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,6 +28,8 @@ SKIP_EXIT_CODE = 77
 SETTINGS_KEY = pytest.StashKey[Settings]()
 #: The DAG state of this process (set by the plugin; absent in unit tests of items alone).
 DAG_KEY: pytest.StashKey[Any] = pytest.StashKey()
+#: On an xdist worker: the worker side of the side channel (abort messages, worker tag).
+WORKER_KEY: pytest.StashKey[Any] = pytest.StashKey()
 TIMEOUT_KEY = pytest.StashKey[float]()
 RESULT_KEY = pytest.StashKey[runner.JobResult]()
 
@@ -173,6 +177,9 @@ class JobItem(pytest.Item):
         dag = self.config.stash.get(DAG_KEY, None)
         if dag is not None:
             env.update(dag.needs_env(self))
+        worker = self.config.stash.get(WORKER_KEY, None)
+        if worker is not None:
+            env[worker.tag_variable] = "1"
         timeout = self.effective_timeout()
         tee = getattr(sys.stdout, "buffer", None) if settings.tee else None
         proc = runner.JobProcess(
@@ -185,13 +192,18 @@ class JobItem(pytest.Item):
             tee=tee,
             kill_grace=settings.kill_grace,
         )
+        if worker is not None:
+            worker.job_started(proc)
         try:
             result = proc.run()
         except OSError as exc:
             raise JobFailed(f"could not start: {exc}", None, [f"command:  {shown}"]) from None
         finally:
+            if worker is not None:
+                worker.job_ended(proc)
             self.add_report_section("call", "stdout", runner.read_for_report(log_path, settings.report_limit))
         self.stash[RESULT_KEY] = result
+        record_timing(run_dir, self.nodeid, self.job_id, result)
         details = [
             f"command:  {shown}",
             f"duration: {result.duration:.2f}s",
@@ -200,7 +212,8 @@ class JobItem(pytest.Item):
         if result.timed_out:
             raise JobFailed(f"Timeout (>{timeout:g}s): the job's process tree was killed", result, details, "timeout")
         if result.aborted:
-            raise JobFailed(f"killed: {result.aborted}", result, details, "interrupted")
+            # Killed from outside (fast-fail on another worker): cancelled, not failed.
+            raise pytest.skip.Exception(f"cancelled: {result.aborted}", _use_item_location=True)
         if result.returncode == SKIP_EXIT_CODE:
             last = next((line.strip() for line in reversed(runner.tail(log_path, 50)) if line.strip()), "")
             reason = last or f"the job exited with {SKIP_EXIT_CODE}"
@@ -236,6 +249,22 @@ class JobItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.spec.line - 1, f"job {self.job_id}"
+
+
+def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobResult) -> None:
+    """Append the job's start and end to ``timings.jsonl`` (one small O_APPEND write)."""
+    line = json.dumps(
+        {
+            "nodeid": nodeid,
+            "job": job_id,
+            "start": result.started,
+            "end": result.ended,
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "returncode": result.returncode,
+        }
+    )
+    with contextlib.suppress(OSError), open(run_dir / "timings.jsonl", "a") as f:
+        f.write(line + "\n")
 
 
 def shown_path(path: Path, config: pytest.Config) -> str:

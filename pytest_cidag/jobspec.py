@@ -47,6 +47,7 @@ KEYS: dict[str, str] = {
     "matrix": "a table of lists; one job per combination",
     "cwd": "working directory, relative to the rootdir",
     "nice": "niceness (-20..19) the job runs with",
+    "resources": "named resources; jobs holding a common one never run at the same time",
 }
 
 
@@ -159,6 +160,7 @@ class JobSpec:
     matrix: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cwd: str | None = None
     nice: int = 0
+    resources: tuple[str, ...] = ()
     line: int = 1
 
     def legs(self) -> list[JobLeg]:
@@ -336,6 +338,13 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
         if isinstance(nice, bool) or not isinstance(nice, int) or not -20 <= nice <= 19:
             raise err("nice", f"'nice' must be an integer from -20 to 19, got {nice!r}")
         kwargs["nice"] = nice
+
+    if "resources" in data:
+        resources = str_list("resources", data["resources"])
+        for res in resources:
+            if not res.strip() or res != res.strip():
+                raise err("resources", f"resource {res!r} must be a non-empty name without surrounding spaces")
+        kwargs["resources"] = tuple(dict.fromkeys(resources))
 
     return JobSpec(path=path, line=block.start, **kwargs)
 

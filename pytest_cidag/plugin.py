@@ -16,6 +16,7 @@ from pytest_cidag.items import (
     DAG_KEY,
     SETTINGS_KEY,
     TIMEOUT_KEY,
+    WORKER_KEY,
     JobFailed,
     JobFile,
     JobItem,
@@ -124,6 +125,17 @@ def pytest_configure(config: pytest.Config) -> None:
     dag = DagPlugin(config)
     config.stash[DAG_KEY] = dag
     config.pluginmanager.register(dag, "cidag-dag")
+    if config.pluginmanager.hasplugin("xdist"):
+        from pytest_cidag.distributed import ControllerSide, WorkerSide
+
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None and "cidag_channel" in workerinput:
+            worker = WorkerSide(config, workerinput["cidag_channel"], workerinput["cidag_worker_tag"])
+            config.stash[WORKER_KEY] = worker
+            dag.after_selection = worker.after_selection
+            config.pluginmanager.register(worker, "cidag-worker")
+        elif workerinput is None and getattr(config.option, "dist", "no") != "no":
+            config.pluginmanager.register(ControllerSide(config), "cidag-controller")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:

@@ -100,9 +100,14 @@ def _has_tag(pid: int, needle: bytes) -> bool:
 
 def job_processes(pgid: int | None, token: str) -> list[int]:
     """Live (not zombie) processes in process group ``pgid`` or carrying ``token``'s tag."""
+    return tagged_processes(pgid, f"{TAG_PREFIX}{token}")
+
+
+def tagged_processes(pgid: int | None, variable: str) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid`` or with ``variable`` in their environment."""
     if not Path("/proc/self").is_dir():
         return _job_processes_no_proc(pgid)
-    needle = b"\0" + f"{TAG_PREFIX}{token}=".encode()
+    needle = b"\0" + f"{variable}=".encode()
     me = os.getpid()
     found = []
     for entry in os.scandir("/proc"):
@@ -147,7 +152,17 @@ def kill_tree(pgid: int | None, token: str, grace: float = DEFAULT_KILL_GRACE) -
 
     Returns how many processes were found alive at the start.
     """
-    pids = job_processes(pgid, token)
+    return kill_tagged(pgid, f"{TAG_PREFIX}{token}", grace)
+
+
+def kill_tag(variable: str, grace: float = DEFAULT_KILL_GRACE) -> int:
+    """Terminate every process whose environment holds ``variable`` (e.g. a dead worker's tag)."""
+    return kill_tagged(None, variable, grace)
+
+
+def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRACE) -> int:
+    """TERM every process of group ``pgid`` or tagged with ``variable``; KILL what is left after ``grace``."""
+    pids = tagged_processes(pgid, variable)
     if not pids:
         return 0
     count = len(pids)
@@ -155,14 +170,14 @@ def kill_tree(pgid: int | None, token: str, grace: float = DEFAULT_KILL_GRACE) -
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         time.sleep(_POLL)
-        pids = job_processes(pgid, token)
+        pids = tagged_processes(pgid, variable)
     # KILL until none is left: a process may fork while being killed
     for _ in range(50):
         if not pids:
             break
         _signal_all(pids, pgid, signal.SIGKILL)
         time.sleep(_POLL)
-        pids = job_processes(pgid, token)
+        pids = tagged_processes(pgid, variable)
     return count
 
 

@@ -1,0 +1,280 @@
+"""pytest-xdist glue: the side channel, the tick item, and the controller behind DagScheduling.
+
+Loaded only when pytest-xdist is. The controller never collects, so each worker sends its
+graph (after its own selection, so with upstream jobs pulled in) over an execnet channel
+created in ``pytest_configure_node``; the same channel carries abort messages back while a
+job runs. See the project's notes on xdist for why each piece is as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_cidag import runner
+from pytest_cidag.graph import JobGraph, Node
+from pytest_cidag.items import DAG_KEY, JobItem
+from pytest_cidag.scheduling import DagPlan, DagScheduling
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pytest_cidag.dag import DagPlugin
+
+TICK_NAME = "cidag-tick"
+#: Every job a worker starts carries ``CIDAG_WTAG_<worker token>=1``, so the controller can
+#: kill what a crashed worker's jobs left behind (a name per worker keeps nested runs' tags).
+WORKER_TAG_PREFIX = "CIDAG_WTAG_"
+
+
+class TickItem(pytest.Item):
+    """A hidden no-op item sent after every job, so a worker runs the job at once.
+
+    It emits no reports (see :func:`pytest_runtest_protocol` in :class:`WorkerSide`).
+    """
+
+    def runtest(self) -> None:  # pragma: no cover - never run through the protocol
+        pass
+
+    def reportinfo(self) -> tuple[str, int, str]:
+        return "", 0, TICK_NAME
+
+
+def node_to_data(node: Node, location: tuple[str, int | None, str], resources: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "key": node.key,
+        "label": node.label,
+        "needs": list(node.needs),
+        "job": node.job,
+        "aliases": list(node.aliases),
+        "where": node.where,
+        "markers": list(node.markers),
+        "timeout": node.timeout,
+        "location": [location[0], location[1], location[2]],
+        "resources": list(resources),
+    }
+
+
+def node_from_data(data: dict[str, Any]) -> Node:
+    return Node(
+        key=data["key"],
+        label=data["label"],
+        needs=tuple(data["needs"]),
+        job=data["job"],
+        aliases=tuple(data["aliases"]),
+        where=data["where"],
+        markers=tuple(data["markers"]),
+        timeout=data["timeout"],
+    )
+
+
+class WorkerSide:
+    """Worker half: appends the tick, sends the graph, obeys abort messages."""
+
+    def __init__(self, config: pytest.Config, channel: Any, worker_tag: str) -> None:
+        self.config = config
+        self.channel = channel
+        self.tag_variable = WORKER_TAG_PREFIX + worker_tag
+        self.tick: TickItem | None = None
+        self.running: set[runner.JobProcess] = set()
+        self.lock = threading.Lock()
+        self.aborted: str | None = None
+        channel.setcallback(self._receive)
+
+    def _receive(self, message: Any) -> None:
+        # Runs in execnet's receiver thread, even while the main thread runs a job.
+        if isinstance(message, dict) and "abort" in message:
+            reason = str(message["abort"])
+            with self.lock:
+                self.aborted = reason
+                procs = list(self.running)
+            for proc in procs:
+                proc.abort(reason)
+
+    def job_started(self, proc: runner.JobProcess) -> None:
+        with self.lock:
+            self.running.add(proc)
+            aborted = self.aborted
+        if aborted is not None:
+            proc.abort(aborted)
+
+    def job_ended(self, proc: runner.JobProcess) -> None:
+        with self.lock:
+            self.running.discard(proc)
+
+    def after_selection(self, session: pytest.Session, items: list[pytest.Item], dag: DagPlugin) -> None:
+        if dag.graph is None:
+            return
+        # The scheduler owns fast-fail: a worker must not stop by itself after a failure.
+        self.config.option.maxfail = 0
+        self.tick = TickItem.from_parent(session, name=TICK_NAME)
+        items.append(self.tick)
+
+    def send_plan(self, session: pytest.Session, dag: DagPlugin) -> None:
+        graph = dag.graph
+        if graph is None or self.tick is None:
+            self.channel.send({"plan": None})
+            return
+        items = {i.nodeid: i for i in session.items}
+        nodes = []
+        for key, node in graph.nodes.items():
+            item = items.get(key)
+            location = item.location if item is not None else ("", None, node.label)
+            resources = item.spec.resources if isinstance(item, JobItem) else ()
+            nodes.append(node_to_data(node, location, resources))
+        self.channel.send(
+            {
+                "plan": {
+                    "nodes": nodes,
+                    "run_keys": list(dag.run_keys),
+                    "tick": self.tick.nodeid,
+                    "first": sorted(dag.first_keys),
+                    "deselected": dag.deselected_count,
+                }
+            }
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        # tryfirst: the tick must not reach pytest's runner (no reports, no setup).
+        if not isinstance(item, TickItem):
+            return None
+        if nextitem is None:
+            # The last item of this worker: finish what the previous item left set up,
+            # as pytest's runner does with nextitem=None (session fixtures finalize).
+            item.session._setupstate.teardown_exact(None)
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # tryfirst: the message must reach the controller before xdist's collectionfinish.
+        self.send_plan(session, self.config.stash[DAG_KEY])
+
+
+class ControllerSide:
+    """Controller half: implements :class:`pytest_cidag.scheduling.Controller`."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.lock = threading.Lock()
+        self.plans: list[dict[str, Any] | None] = []
+        self.worker_tags: dict[str, str] = {}
+        self.channels: dict[str, Any] = {}
+        self.maxfail = int(config.getoption("maxfail") or 0)
+        self.locations: dict[str, tuple[str, int | None, str]] = {}
+        self.scheduler: DagScheduling | None = None
+
+    @property
+    def dag(self) -> DagPlugin:
+        plugin: DagPlugin = self.config.stash[DAG_KEY]
+        return plugin
+
+    # --- xdist hooks -----------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        channel = node.gateway.newchannel()
+        gwid = str(node.gateway.id)
+        tag = runner.new_token()
+        node.workerinput["cidag_channel"] = channel
+        node.workerinput["cidag_worker_tag"] = tag
+        with self.lock:
+            self.worker_tags[gwid] = tag
+            self.channels[gwid] = channel
+        channel.setcallback(self._receive)
+
+    def _receive(self, message: Any) -> None:
+        # execnet's receiver thread: only store; the main thread reads it.
+        if isinstance(message, dict) and "plan" in message:
+            with self.lock:
+                self.plans.append(message["plan"])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> DagScheduling:
+        self.scheduler = DagScheduling(self, log)
+        return self.scheduler
+
+    # --- Controller protocol for DagScheduling ---------------------------------------------
+
+    def plan(self) -> DagPlan | None:
+        with self.lock:
+            data = next(iter(self.plans), None)
+        if data is None:
+            return None
+        nodes = [node_from_data(n) for n in data["nodes"]]
+        graph = JobGraph.build(nodes)
+        dag = self.dag
+        dag.graph = graph
+        dag.run_keys = list(data["run_keys"])
+        self.locations = {n["key"]: (n["location"][0], n["location"][1], n["location"][2]) for n in data["nodes"]}
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if dsession is not None:
+            dsession.maxfail = 0  # the scheduler counts failures and stops the run itself
+        if data["deselected"]:
+            self.config.hook.pytest_deselected(items=[_Deselected(i) for i in range(data["deselected"])])
+        return DagPlan(
+            graph=graph,
+            run_keys=list(data["run_keys"]),
+            tick=data["tick"],
+            durations=dag.known_durations(),
+            first=set(data["first"]),
+            resources={n["key"]: tuple(n["resources"]) for n in data["nodes"] if n["resources"]},
+        )
+
+    def make_fallback(self) -> Any:
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        return dsession.pytest_xdist_make_scheduler(config=self.config, log=dsession.log)
+
+    def outcome(self, key: str) -> str | None:
+        outcome = self.dag.outcomes.get(key)
+        return None if outcome is None else outcome.status
+
+    def block(self, key: str) -> None:
+        dag = self.dag
+        reason = dag.block_reason(key)
+        location = self.locations.get(key, (key.split("::", maxsplit=1)[0], None, key))
+        path, lineno, _ = location
+        hook = self.config.hook
+        hook.pytest_runtest_logstart(nodeid=key, location=location)
+        setup = pytest.TestReport(
+            nodeid=key,
+            location=location,
+            keywords={},
+            outcome="skipped",
+            longrepr=(path, (lineno or 0) + 1, f"Skipped: {reason}"),
+            when="setup",
+        )
+        hook.pytest_runtest_logreport(report=setup)
+        teardown = pytest.TestReport(
+            nodeid=key, location=location, keywords={}, outcome="passed", longrepr=None, when="teardown"
+        )
+        hook.pytest_runtest_logreport(report=teardown)
+        hook.pytest_runtest_logfinish(nodeid=key, location=location)
+
+    def abort(self, nodes: Sequence[Any], reason: str) -> None:
+        for node in nodes:
+            channel = self.channels.get(str(node.gateway.id))
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    channel.send({"abort": reason})
+
+    def node_crashed(self, node: Any) -> None:
+        tag = self.worker_tags.get(str(node.gateway.id))
+        if tag:
+            runner.kill_tag(WORKER_TAG_PREFIX + tag)
+
+    def collected(self, count: int) -> None:
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        session = getattr(dsession, "_session", None)
+        if session is not None:
+            session.testscollected = count
+
+
+class _Deselected:
+    """Stands for an item a worker deselected (the controller has no items)."""
+
+    def __init__(self, index: int) -> None:
+        self.nodeid = f"<deselected {index}>"

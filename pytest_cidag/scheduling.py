@@ -1,0 +1,336 @@
+"""The xdist scheduler that runs a job graph: :class:`DagScheduling`. No pytest import.
+
+pytest-xdist asks a scheduler to hand test indices to worker nodes. This one dispatches a
+graph node to an idle worker the moment everything it needs has passed, at most one per
+worker, highest priority first, and never two nodes that hold a common resource at once. The
+controller-side glue (:mod:`pytest_cidag.distributed`) gives it the graph, tells it outcomes,
+and turns its decisions into reports and abort messages; here is only the bookkeeping, so it
+is unit-tested against fake nodes.
+
+Two xdist facts shape it (see the project's notes on xdist):
+
+* A worker runs item *i* only once it has received the *next* index (pytest needs
+  ``nextitem`` for fixture teardown). So every node sent is followed by the index of a hidden
+  no-op "tick" item; the tick's completion arrives one dispatch late and is ignored.
+* The controller never collects: the graph arrives from the workers over a side channel.
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pytest_cidag.graph import JobGraph
+
+#: Outcomes that count as failures for -x / --maxfail.
+FAILURES = frozenset({"failed", "errored", "timeout", "crashed"})
+
+#: Seconds assumed for a node with no recorded duration, when nothing at all is recorded.
+DEFAULT_DURATION = 1.0
+
+
+class WorkerNode(Protocol):
+    """What the scheduler uses of xdist's ``WorkerController``."""
+
+    def send_runtest_some(self, indices: Sequence[int]) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+@dataclass
+class DagPlan:
+    """What the scheduler runs: the graph, the keys selected (in run order), their extras."""
+
+    graph: JobGraph
+    run_keys: list[str]
+    tick: str  # the node id of the no-op tick item
+    durations: dict[str, float] = field(default_factory=dict)
+    first: set[str] = field(default_factory=set)
+    resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Controller(Protocol):
+    """The controller-side services the scheduler calls (implemented in distributed.py)."""
+
+    maxfail: int
+
+    def plan(self) -> DagPlan | None:
+        """The graph to run, or None when the run has no jobs (xdist's own scheduling)."""
+
+    def make_fallback(self) -> Any:
+        """xdist's own scheduler for this run's ``--dist``."""
+
+    def outcome(self, key: str) -> str | None:
+        """passed, failed, errored, timeout, skipped, blocked, crashed; None if unknown."""
+
+    def block(self, key: str) -> None:
+        """Report ``key`` SKIPPED because something it needs did not pass."""
+
+    def abort(self, nodes: Sequence[Any], reason: str) -> None:
+        """Kill the jobs running on ``nodes`` (fast-fail)."""
+
+    def node_crashed(self, node: Any) -> None:
+        """A worker died: kill whatever its jobs left behind."""
+
+    def collected(self, count: int) -> None:
+        """The number of real items (the tick excluded), for the terminal."""
+
+
+class DagScheduling:
+    """Dispatch a job graph to xdist workers.
+
+    Attributes:
+        controller: the controller-side services (:class:`Controller`).
+        node2collection: worker -> the node ids it collected (including the tick).
+        mode: None until the first collection arrives, then "dag", or "fallback" when the run
+            has no jobs (every call is then forwarded to xdist's own scheduler).
+        waiting: keys whose needs have not all passed yet.
+        ready: heap of (priority, key) whose needs all passed, not yet dispatched.
+        running: worker -> the key it runs (at most one per worker).
+        done: keys that finished (any outcome) or were blocked.
+        held: resource -> the key holding it.
+        stopped: the fast-fail reason once -x/--maxfail tripped; nothing is dispatched after.
+
+    Invariants: a key is in exactly one of waiting, ready (heap), running values, done, or
+    unstarted-after-stop; a key enters ready only when all its needs in the run passed; a
+    worker receives [key, tick] and nothing else until that key completes.
+    """
+
+    def __init__(self, controller: Controller, log: Callable[..., None] | None = None) -> None:
+        self.controller = controller
+        self.log = log or (lambda *args: None)
+        self.node2collection: dict[Any, list[str]] = {}
+        self._nodes: list[Any] = []
+        self.mode: str | None = None
+        self.fallback: Any = None
+        self.plan: DagPlan | None = None
+        self.collection: list[str] = []
+        self.index: dict[str, int] = {}
+        self.tick_index = -1
+        self.waiting: set[str] = set()
+        self.ready: list[tuple[tuple[int, float, int], str]] = []
+        self.running: dict[Any, str] = {}
+        self.done: set[str] = set()
+        self.held: dict[str, str] = {}
+        self.failures = 0
+        self.stopped: str | None = None
+        self._unsettled: list[str] = []
+        self._priority: dict[str, tuple[int, float, int]] = {}
+
+    # --- xdist's scheduler protocol ---------------------------------------------------
+
+    @property
+    def nodes(self) -> list[Any]:
+        if self.mode == "fallback":
+            return list(self.fallback.nodes)
+        return list(self._nodes)
+
+    @property
+    def collection_is_completed(self) -> bool:
+        if self.mode == "fallback":
+            return bool(self.fallback.collection_is_completed)
+        return bool(self._nodes) and all(n in self.node2collection for n in self._nodes)
+
+    @property
+    def tests_finished(self) -> bool:
+        if self.mode == "fallback":
+            return bool(self.fallback.tests_finished)
+        if self.mode is None or not self.collection_is_completed or self.running or self._unsettled:
+            return False
+        return self.stopped is not None or not (self.waiting or self.ready)
+
+    @property
+    def has_pending(self) -> bool:
+        if self.mode == "fallback":
+            return bool(self.fallback.has_pending)
+        return bool(self.waiting or self.ready or self.running)
+
+    def add_node(self, node: Any) -> None:
+        self._nodes.append(node)
+        if self.mode == "fallback":
+            self.fallback.add_node(node)
+
+    def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+        if self.mode is None:
+            plan = self.controller.plan()
+            if plan is None:
+                self._become_fallback()
+            else:
+                self._start(plan, list(collection))
+        if self.mode == "fallback":
+            self.fallback.add_node_collection(node, collection)
+            return
+        if list(collection) != self.collection:
+            raise RuntimeError(
+                f"worker {getattr(node, 'gateway', node)} collected different jobs than the first worker; "
+                "pytest-cidag needs every worker to collect the same items in the same order"
+            )
+        self.node2collection[node] = list(collection)
+        self.controller.collected(len(collection) - 1)
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        if self.mode == "fallback":
+            self.fallback.mark_test_complete(node, item_index, duration)
+            return
+        if item_index == self.tick_index:
+            return  # the tick's completion arrives one dispatch late: nothing to do
+        key = self.collection[item_index]
+        if self.running.get(node) == key:
+            del self.running[node]
+        self._finish(key)
+        self.schedule()
+
+    def mark_test_pending(self, item: str) -> None:
+        if self.mode == "fallback":
+            self.fallback.mark_test_pending(item)
+            return
+        raise NotImplementedError("pytest-cidag's scheduler does not support re-queuing items")
+
+    def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
+        if self.mode == "fallback":
+            self.fallback.remove_pending_tests_from_node(node, indices)
+            return
+        raise NotImplementedError("pytest-cidag's scheduler never steals")
+
+    def remove_node(self, node: Any) -> str | None:
+        if self.mode == "fallback":
+            result: str | None = self.fallback.remove_node(node)
+            return result
+        if node in self._nodes:
+            self._nodes.remove(node)
+        self.node2collection.pop(node, None)
+        key = self.running.pop(node, None)
+        if key is None:
+            return None
+        # The worker died while running ``key``: xdist reports it as a crash right after
+        # this returns, so its dependents are settled on the next schedule() call.
+        self.controller.node_crashed(node)
+        self._unsettled.append(key)
+        return key
+
+    def schedule(self) -> None:
+        if self.mode == "fallback":
+            self.fallback.schedule()
+            return
+        if self.mode is None or not self.collection_is_completed:
+            return
+        while self._unsettled:
+            self._finish(self._unsettled.pop(0))
+        if self.stopped is not None:
+            return
+        idle = [n for n in self._nodes if n in self.node2collection and n not in self.running]
+        while idle and self.ready:
+            key = self._pop_ready()
+            if key is None:
+                break  # every ready node waits for a resource held by a running one
+            node = idle.pop(0)
+            self.running[node] = key
+            for res in self._resources(key):
+                self.held[res] = key
+            self.log("dispatch", key, "to", node)
+            node.send_runtest_some([self.index[key], self.tick_index])
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _become_fallback(self) -> None:
+        self.mode = "fallback"
+        self.fallback = self.controller.make_fallback()
+        for node in self._nodes:
+            self.fallback.add_node(node)
+
+    def _start(self, plan: DagPlan, collection: list[str]) -> None:
+        self.mode = "dag"
+        self.plan = plan
+        self.collection = collection
+        self.index = {key: i for i, key in enumerate(collection)}
+        self.tick_index = self.index[plan.tick]
+        self._priority = priorities(plan)
+        for key in plan.run_keys:
+            if self._needs(key):
+                self.waiting.add(key)
+            else:
+                heapq.heappush(self.ready, (self._priority[key], key))
+
+    def _needs(self, key: str) -> list[str]:
+        assert self.plan is not None
+        in_run = self.index
+        return [n for n in self.plan.graph.needs.get(key, ()) if n in in_run]
+
+    def _resources(self, key: str) -> tuple[str, ...]:
+        assert self.plan is not None
+        return self.plan.resources.get(key, ())
+
+    def _pop_ready(self) -> str | None:
+        """The best ready key whose resources are free (removed from the heap)."""
+        skipped: list[tuple[tuple[int, float, int], str]] = []
+        chosen = None
+        while self.ready:
+            entry = heapq.heappop(self.ready)
+            if any(res in self.held for res in self._resources(entry[1])):
+                skipped.append(entry)
+                continue
+            chosen = entry[1]
+            break
+        for entry in skipped:
+            heapq.heappush(self.ready, entry)
+        return chosen
+
+    def _finish(self, key: str) -> None:
+        """``key`` ended: free its resources, then release or block what needs it."""
+        assert self.plan is not None
+        self.done.add(key)
+        for res in self._resources(key):
+            if self.held.get(res) == key:
+                del self.held[res]
+        outcome = self.controller.outcome(key)
+        if outcome in FAILURES:
+            self.failures += 1
+            maxfail = self.controller.maxfail
+            if maxfail and self.failures >= maxfail and self.stopped is None:
+                self._stop(key)
+        if outcome == "passed":
+            for dep in self.plan.graph.dependents.get(key, ()):
+                if dep in self.waiting and all(
+                    n in self.done and self.controller.outcome(n) == "passed" for n in self._needs(dep)
+                ):
+                    self.waiting.discard(dep)
+                    heapq.heappush(self.ready, (self._priority[dep], dep))
+        elif self.stopped is None:
+            # Block everything downstream that still waits, in an order where each blocked
+            # node is reported before the nodes it blocks in turn.
+            blocked = self.plan.graph.downstream([key]) & self.waiting
+            for dep in self.plan.graph.order([k for k in self.plan.run_keys if k in blocked]):
+                self.waiting.discard(dep)
+                self.done.add(dep)
+                self.controller.block(dep)
+
+    def _stop(self, key: str) -> None:
+        assert self.plan is not None
+        label = self.plan.graph.nodes[key].label if key in self.plan.graph.nodes else key
+        n = self.failures
+        self.stopped = f"stopping after {n} failure{'s' if n != 1 else ''} ({label!r} {self.controller.outcome(key)})"
+        running = [node for node in self.running]
+        if running:
+            self.controller.abort(running, self.stopped)
+
+
+def priorities(plan: DagPlan) -> dict[str, tuple[int, float, int]]:
+    """(tier, -critical path, declaration index) per key: smaller runs first.
+
+    The critical path of a node is its duration plus the longest critical path among its
+    dependents: the work that cannot start before it ends. Durations come from earlier runs;
+    unknown ones get the median of the known ones (or one second).
+    """
+    graph = plan.graph
+    keys = plan.run_keys
+    in_run = set(keys)
+    known = [plan.durations[k] for k in keys if k in plan.durations]
+    default = statistics.median(known) if known else DEFAULT_DURATION
+    path: dict[str, float] = {}
+    for key in reversed(graph.order(keys)):
+        tail = max((path[d] for d in graph.dependents.get(key, ()) if d in in_run), default=0.0)
+        path[key] = plan.durations.get(key, default) + tail
+    return {k: (0 if k in plan.first else 1, -path[k], i) for i, k in enumerate(keys)}

@@ -1,0 +1,248 @@
+"""DagScheduling against fake worker nodes and a fake controller: pure bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from pytest_cidag.graph import JobGraph, Node
+from pytest_cidag.scheduling import DagPlan, DagScheduling, priorities
+
+TICK = "tick"
+
+
+class FakeNode:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent: list[list[int]] = []
+        self.gateway = name
+
+    def send_runtest_some(self, indices: Sequence[int]) -> None:
+        self.sent.append(list(indices))
+
+    def shutdown(self) -> None:  # pragma: no cover - DSession's job
+        pass
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class FakeController:
+    def __init__(self, plan: DagPlan | None, maxfail: int = 0) -> None:
+        self._plan = plan
+        self.maxfail = maxfail
+        self.outcomes: dict[str, str] = {}
+        self.blocked: list[str] = []
+        self.aborted: list[tuple[list[Any], str]] = []
+        self.crashed: list[Any] = []
+        self.count = 0
+        self.fallback = FakeFallback()
+
+    def plan(self) -> DagPlan | None:
+        return self._plan
+
+    def make_fallback(self) -> Any:
+        return self.fallback
+
+    def outcome(self, key: str) -> str | None:
+        return self.outcomes.get(key)
+
+    def block(self, key: str) -> None:
+        self.blocked.append(key)
+        self.outcomes[key] = "blocked"
+
+    def abort(self, nodes: Sequence[Any], reason: str) -> None:
+        self.aborted.append((list(nodes), reason))
+
+    def node_crashed(self, node: Any) -> None:
+        self.crashed.append(node)
+
+    def collected(self, count: int) -> None:
+        self.count = count
+
+
+class FakeFallback:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.nodes: list[Any] = []
+        self.collection_is_completed = True
+        self.tests_finished = False
+        self.has_pending = True
+
+    def add_node(self, node: Any) -> None:
+        self.calls.append(("add_node", node))
+
+    def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+        self.calls.append(("add_node_collection", node))
+
+    def schedule(self) -> None:
+        self.calls.append(("schedule", None))
+
+    def mark_test_complete(self, node: Any, index: int, duration: float = 0) -> None:
+        self.calls.append(("complete", index))
+
+
+def make(
+    edges: dict[str, list[str]],
+    *,
+    durations: dict[str, float] | None = None,
+    resources: dict[str, tuple[str, ...]] | None = None,
+    first: set[str] | None = None,
+    maxfail: int = 0,
+    workers: int = 2,
+) -> tuple[DagScheduling, FakeController, list[FakeNode], list[str]]:
+    nodes = [Node(key=k, label=k, needs=tuple(v), job=k) for k, v in edges.items()]
+    graph = JobGraph.build(nodes)
+    keys = list(edges)
+    plan = DagPlan(
+        graph=graph,
+        run_keys=keys,
+        tick=TICK,
+        durations=durations or {},
+        first=first or set(),
+        resources=resources or {},
+    )
+    controller = FakeController(plan, maxfail)
+    sched = DagScheduling(controller)
+    workers_ = [FakeNode(f"gw{i}") for i in range(workers)]
+    collection = [*keys, TICK]
+    for w in workers_:
+        sched.add_node(w)
+    for w in workers_:
+        sched.add_node_collection(w, collection)
+    sched.schedule()
+    return sched, controller, workers_, collection
+
+
+def running(sched: DagScheduling) -> dict[str, str]:
+    return {str(node): key for node, key in sched.running.items()}
+
+
+def complete(sched: DagScheduling, controller: FakeController, key: str, outcome: str = "passed") -> None:
+    node = next(n for n, k in sched.running.items() if k == key)
+    controller.outcomes[key] = outcome
+    sched.mark_test_complete(node, sched.index[key])
+
+
+def test_each_dispatch_is_the_job_then_the_tick() -> None:
+    sched, controller, (w0, w1), _collection = make({"a": [], "b": []})
+    assert w0.sent == [[0, 2]] and w1.sent == [[1, 2]]
+    assert controller.count == 2  # the tick is not counted
+    assert not sched.tests_finished
+
+
+def test_dependents_start_only_after_their_needs_passed() -> None:
+    sched, controller, (_w0, _w1), _ = make({"a": [], "b": ["a"], "c": ["a", "d"], "d": []})
+    assert running(sched) == {"gw0": "d", "gw1": "a"} or running(sched) == {"gw0": "a", "gw1": "d"}
+    complete(sched, controller, "a")
+    assert "b" in running(sched).values()
+    assert "c" not in running(sched).values()  # d still runs
+    complete(sched, controller, "d")
+    assert "c" in running(sched).values()
+    complete(sched, controller, "b")
+    complete(sched, controller, "c")
+    assert sched.tests_finished
+
+
+def test_the_tick_completion_is_ignored() -> None:
+    sched, _controller, (w0, _w1), collection = make({"a": [], "b": [], "c": []})
+    sched.mark_test_complete(w0, collection.index(TICK))
+    assert len(sched.running) == 2
+
+
+def test_failure_blocks_downstream_in_order() -> None:
+    sched, controller, _, _ = make({"a": [], "b": ["a"], "c": ["b"], "d": [], "e": ["d", "c"]}, workers=1)
+    assert running(sched) == {"gw0": "a"}  # the longest path starts first
+    complete(sched, controller, "a", "failed")
+    assert controller.blocked == ["b", "c", "e"]  # each before what it blocks in turn
+    assert running(sched) == {"gw0": "d"}  # unrelated work goes on
+    complete(sched, controller, "d")
+    assert sched.tests_finished
+
+
+def test_critical_path_first_then_declaration_order() -> None:
+    edges = {"quick": [], "short": [], "head": [], "tail": ["head"]}
+    durations = {"quick": 1.0, "short": 2.0, "head": 1.0, "tail": 5.0}
+    sched, _, _, _ = make(edges, durations=durations, workers=1)
+    assert running(sched) == {"gw0": "head"}  # 1 + 5 beats 2 and 1
+    prio = priorities(sched.plan)  # type: ignore[arg-type]
+    assert prio["head"] < prio["tail"] < prio["short"] < prio["quick"]
+
+
+def test_unknown_durations_use_the_median() -> None:
+    edges = {"a": [], "b": [], "c": []}
+    sched, _, _, _ = make(edges, durations={"a": 1.0, "c": 3.0}, workers=1)
+    prio = priorities(sched.plan)  # type: ignore[arg-type]
+    assert prio["b"][1] == -2.0
+
+
+def test_first_jobs_and_their_upstream_go_first() -> None:
+    edges = {"long": [], "up": [], "pick": ["up"]}
+    sched, _, _, _ = make(edges, durations={"long": 100.0, "up": 1, "pick": 1}, first={"up", "pick"}, workers=1)
+    assert running(sched) == {"gw0": "up"}
+
+
+def test_resources_are_never_held_twice() -> None:
+    edges = {"p1": [], "p2": [], "other": []}
+    res = {"p1": ("port:8701",), "p2": ("port:8701", "gpu")}
+    sched, controller, _, _ = make(edges, resources=res, workers=3)
+    assert sorted(running(sched).values()) == ["other", "p1"]
+    complete(sched, controller, "p1")
+    assert "p2" in running(sched).values()
+
+
+def test_maxfail_stops_dispatch_and_aborts_running_jobs() -> None:
+    sched, controller, (_w0, w1), _ = make({"a": [], "b": [], "c": [], "d": ["a"]}, maxfail=1)
+    complete(sched, controller, "a", "failed")
+    assert sched.stopped == "stopping after 1 failure ('a' failed)"
+    assert controller.aborted == [([w1], sched.stopped)]
+    assert "c" not in running(sched).values()
+    assert not sched.tests_finished  # b is still being killed
+    complete(sched, controller, "b", "skipped")
+    assert sched.tests_finished
+    assert controller.blocked == []  # after the stop, nothing more is reported
+
+
+def test_worker_crash_returns_the_job_and_blocks_dependents_later() -> None:
+    sched, controller, (_w0, _w1), collection = make({"a": [], "b": [], "c": ["a"]})
+    crashed_node = next(n for n, k in sched.running.items() if k == "a")
+    assert sched.remove_node(crashed_node) == "a"
+    assert controller.crashed == [crashed_node]
+    controller.outcomes["a"] = "crashed"  # xdist reports the crash after remove_node
+    replacement = FakeNode("gw2")
+    sched.add_node(replacement)
+    sched.add_node_collection(replacement, collection)
+    sched.schedule()
+    assert controller.blocked == ["c"]
+
+
+def test_normal_remove_node_returns_none() -> None:
+    sched, controller, (w0, w1), _ = make({"a": []})
+    complete(sched, controller, "a")
+    idle = w1 if w0 in sched.running else w0
+    assert sched.remove_node(idle) is None
+
+
+def test_runs_without_jobs_use_xdists_own_scheduler() -> None:
+    controller = FakeController(None)
+    sched = DagScheduling(controller)
+    w = FakeNode("gw0")
+    sched.add_node(w)
+    sched.add_node_collection(w, ["test_a.py::test_x"])
+    sched.schedule()
+    sched.mark_test_complete(w, 0)
+    assert sched.mode == "fallback"
+    assert controller.fallback.calls == [
+        ("add_node", w),
+        ("add_node_collection", w),
+        ("schedule", None),
+        ("complete", 0),
+    ]
+
+
+def test_different_collections_are_an_error() -> None:
+    sched, _, _, _collection = make({"a": []}, workers=1)
+    with pytest.raises(RuntimeError, match="collected different jobs"):
+        sched.add_node_collection(FakeNode("gw9"), ["b", TICK])

@@ -1,0 +1,251 @@
+"""The DAG across xdist workers: real workers, real jobs, order checked from a timestamped log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import junitparser
+import pytest
+
+from tests.conftest import JobWriter
+from tests.helpers import alive, read_pids
+
+
+def timed(body: str = "", sleep: float = 0.0) -> str:
+    """A job body that logs its start and end with timestamps to times.log."""
+    return (
+        'echo "start $CIDAG_JOB $(date +%s.%N)" >> times.log\n'
+        + (f"sleep {sleep}\n" if sleep else "")
+        + body
+        + '\necho "end $CIDAG_JOB $(date +%s.%N)" >> times.log'
+    )
+
+
+def intervals(pytester: pytest.Pytester) -> dict[str, tuple[float, float]]:
+    starts: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
+    for line in (pytester.path / "times.log").read_text().splitlines():
+        what, job, ts = line.split()
+        if what == "start":
+            starts[job] = float(ts)
+        else:
+            out[job] = (starts[job], float(ts))
+    return out
+
+
+def max_concurrency(spans: dict[str, tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans.values()] + [(e, -1) for _, e in spans.values()])
+    level = peak = 0
+    for _, delta in events:
+        level += delta
+        peak = max(peak, level)
+    return peak
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:randomly", "--cidag-kill-grace", "0.3", *args)
+
+
+@pytest.fixture
+def diamond(job: JobWriter) -> dict[str, list[str]]:
+    edges = {
+        "a": [],
+        "b": ["a"],
+        "c": ["a"],
+        "d": ["b", "c"],
+        "e": [],
+        "f": ["e", "b"],
+        "g": ["d", "f"],
+    }
+    for name, needs in edges.items():
+        job(name, timed(sleep=0.2), needs=json.dumps(needs))
+    return edges
+
+
+@pytest.mark.parametrize("n", ["2", "3"])
+def test_nothing_starts_before_its_needs_passed(
+    pytester: pytest.Pytester, diamond: dict[str, list[str]], n: str
+) -> None:
+    result = run(pytester, "-n", n)
+    result.assert_outcomes(passed=7)
+    spans = intervals(pytester)
+    for job, needs in diamond.items():
+        for need in needs:
+            assert spans[need][1] <= spans[job][0], f"{job} started before {need} ended"
+    assert max_concurrency(spans) <= int(n)
+
+
+def test_dispatch_is_immediate(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("long", timed(sleep=4))
+    job("first", timed())
+    job("then", timed(), needs='["first"]')
+    job("last", timed(), needs='["then"]')
+    run(pytester, "-n", "2").assert_outcomes(passed=4)
+    spans = intervals(pytester)
+    # the chain ran to its end on the other worker while the long job was still running
+    assert spans["last"][1] < spans["long"][1]
+
+
+def test_concurrency_limit_and_resources(pytester: pytest.Pytester, job: JobWriter) -> None:
+    for i in range(6):
+        job(f"free{i}", timed(sleep=0.3))
+    job("port-a", timed(sleep=0.5), resources='["port:8701"]')
+    job("port-b", timed(sleep=0.5), resources='["port:8701", "gpu"]')
+    job("gpu", timed(sleep=0.5), resources='["gpu"]')
+    run(pytester, "-n", "3").assert_outcomes(passed=9)
+    spans = intervals(pytester)
+    assert max_concurrency(spans) == 3
+    for x, y in [("port-a", "port-b"), ("port-b", "gpu")]:
+        assert spans[x][1] <= spans[y][0] or spans[y][1] <= spans[x][0], f"{x} and {y} overlapped"
+
+
+def test_outputs_and_skips_across_workers(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build", 'echo "wheel=pkg.whl" >> "$CIDAG_OUTPUT"')
+    job("use", '[ "$CIDAG_NEEDS_BUILD_WHEEL" = pkg.whl ]', needs='["build"]')
+    job("broken", "exit 1")
+    job("after-broken", "true", needs='["broken"]')
+    job("after-after", "true", needs='["after-broken"]')
+    result = run(pytester, "-n", "2", "-rs")
+    result.assert_outcomes(passed=2, failed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] cijobs/after-broken.sh:1: upstream job 'broken' failed",
+            "SKIPPED [[]1[]] cijobs/after-after.sh:1: upstream job 'broken' failed (through 'after-broken')",
+        ],
+        consecutive=False,
+    )
+
+
+def test_selection_and_deselected_count(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build-js", timed())
+    job("build-wheel", timed(), needs='["build-js"]')
+    job("playwright-server", timed(), needs='["build-wheel"]')
+    job("lint", timed())
+    job("docs", timed())
+    result = run(pytester, "-n", "2", "-k", "playwright-server")
+    result.assert_outcomes(passed=3, deselected=2)
+    assert set(intervals(pytester)) == {"build-js", "build-wheel", "playwright-server"}
+
+
+def test_maxfail_kills_running_jobs_on_other_workers(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("a-slow", "echo $$ > slow.pid; sleep 60 & echo $! >> slow.pid; wait")
+    job("breaks", "sleep 1; exit 1")
+    job("later", "true", needs='["breaks"]')
+    job("queued", "true")  # waits for a free worker, and none frees up before the stop
+    result = run(pytester, "-n", "2", "-x", "-rs")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # as without xdist, not xdist's 2
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * cijobs/a-slow.sh:1: cancelled: stopping after 1 failure ('breaks' failed)"])
+    assert [p for p in read_pids(pytester.path / "slow.pid") if alive(p)] == []
+    timings = [json.loads(line) for line in (latest(pytester) / "timings.jsonl").read_text().splitlines()]
+    slow = next(t for t in timings if t["job"] == "a-slow")
+    assert slow["end"] - slow["start"] < 30  # killed, not run for its 60 seconds
+    assert "[cidag] job killed: stopping after 1 failure" in (latest(pytester) / "a-slow.log").read_text()
+
+
+def test_worker_crash_fails_the_job_and_the_run_goes_on(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job(
+        "crash",
+        "sleep 100 & echo $! > crash.pid\nsetsid sleep 100 & echo $! >> crash.pid\nkill -9 $PPID\nsleep 100",
+    )
+    job("after-crash", "true", needs='["crash"]')
+    for i in range(4):
+        job(f"other{i}", timed(sleep=0.2))
+    result = run(pytester, "-n", "2", "-rs")
+    result.assert_outcomes(passed=4, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running 'cijobs/crash.sh::crash'*"], consecutive=False)
+    result.stdout.fnmatch_lines(["SKIPPED * cijobs/after-crash.sh:1: upstream job 'crash' crashed its worker"])
+    assert [p for p in read_pids(pytester.path / "crash.pid") if alive(p)] == []
+
+
+def outcomes_by_id(xml: Path) -> dict[str, tuple[str, str]]:
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(xml))))
+    out = {}
+    for case in suite:
+        kind = type(case.result[0]).__name__ if case.result else "Passed"
+        message = case.result[0].message if case.result else ""
+        out[f"{case.classname}::{case.name}"] = (kind, message or "")
+    return out
+
+
+def test_outcomes_match_the_single_process_run(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build-js", "true")
+    job("build-wheel", "exit 1", needs='["build-js"]')
+    job("test", "true", matrix='{ py = ["3.11", "3.12"] }', needs='["build-js"]')
+    job("e2e", "true", needs='["build-wheel", "test"]')
+    job("docs", "echo 'nothing to build'; exit 77")
+    job("publish", "true", needs='["docs", "test[3.12]"]')
+    job("slowpoke", "sleep 30", timeout="0.5")
+    job("after-slow", "true", needs='["slowpoke"]')
+    run(pytester, "-p", "no:xdist", "--junitxml=single.xml")
+    run(pytester, "-n", "3", "--junitxml=multi.xml")
+    single = outcomes_by_id(pytester.path / "single.xml")
+    multi = outcomes_by_id(pytester.path / "multi.xml")
+    assert single == multi
+    assert single["cijobs.e2e.sh::e2e"] == ("Skipped", "upstream job 'build-wheel' failed")
+    assert single["cijobs.after-slow.sh::after-slow"] == ("Skipped", "upstream job 'slowpoke' timed out")
+
+
+def test_critical_path_first_with_recorded_durations(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("a-quick", timed(sleep=0.1))
+    job("b-quick", timed(sleep=0.1))
+    job("z-head", timed(sleep=0.1))
+    job("z-tail", timed(sleep=1.0), needs='["z-head"]')
+    run(pytester, "-n", "1").assert_outcomes(passed=4)  # warm-up: durations are recorded
+    (pytester.path / "times.log").unlink()
+    run(pytester, "-n", "1").assert_outcomes(passed=4)
+    spans = intervals(pytester)
+    order = sorted(spans, key=lambda j: spans[j][0])
+    # declared last, but the longest path: first (declaration order alone would run it last)
+    assert order[:2] == ["z-head", "z-tail"]
+    (pytester.path / "times.log").unlink()
+    run(pytester, "-n", "1", "--cidag-first", "b-quick").assert_outcomes(passed=4)
+    spans = intervals(pytester)
+    assert min(spans, key=lambda j: spans[j][0]) == "b-quick"
+
+
+def test_python_tests_with_dependency_markers(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build", timed(sleep=0.3))
+    pytester.makepyfile(
+        test_api="""
+        import pytest, pathlib
+
+        @pytest.mark.dependency(depends=["build"])
+        def test_after_build():
+            assert "end build" in pathlib.Path("times.log").read_text()
+
+        def test_free():
+            pass
+        """
+    )
+    run(pytester, "-n", "2").assert_outcomes(passed=3)
+
+
+def test_plain_python_suite_keeps_xdist_scheduling(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="import pytest\n@pytest.mark.parametrize('i', range(6))\ndef test_x(i): pass\n")
+    pytester.makeconftest(
+        """
+        def pytest_sessionfinish(session):
+            dsession = session.config.pluginmanager.getplugin("dsession")
+            if dsession is not None:
+                sched = dsession.sched
+                name = type(getattr(sched, "fallback", None) or sched).__name__
+                open("scheduler.txt", "w").write(name)
+        """
+    )
+    run(pytester, "-n", "2").assert_outcomes(passed=6)
+    assert (pytester.path / "scheduler.txt").read_text() == "LoadScheduling"
+
+
+def latest(pytester: pytest.Pytester) -> Path:
+    return (pytester.path / ".cidag/runs/latest").resolve()
+
+
+def test_no_tick_in_counts(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("a", "true")
+    job("b", "true")
+    result = run(pytester, "-n", "2", "-v")
+    # the hidden tick item is not counted: two items make 50% each
+    result.stdout.fnmatch_lines(["[[]gw?[]] [[] 50%[]] PASSED cijobs/*", "[[]gw?[]] [[]100%[]] PASSED cijobs/*"])
+    assert "cidag-tick" not in result.stdout.str()
