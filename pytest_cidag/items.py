@@ -163,7 +163,7 @@ class JobItem(pytest.Item):
             raise JobFailed(f"the job file {shown_path(self.path, self.config)} is gone", None, [])
         if not cwd.is_dir():
             raise JobFailed(f"the job's cwd {self.spec.cwd!r} is not a directory under the rootdir", None, [])
-        output_path.write_bytes(b"")
+        output_path.unlink(missing_ok=True)  # a reused --cidag-run-dir must not leak old outputs
         env = dict(os.environ)
         env.update(self.leg.environ())
         env.update(

@@ -74,8 +74,8 @@ def new_token() -> str:
 # --- finding a job's processes ------------------------------------------------------------
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, pgid) of a process from /proc, or None if it is gone."""
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, pgid, start time in clock ticks since boot) of a process, or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -84,9 +84,15 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
     # the command name is in parentheses and may contain anything, so split after the last ')'
     rest = data[data.rfind(b")") + 2 :].split()
     try:
-        return rest[0].decode(), int(rest[2])
+        return rest[0].decode(), int(rest[2]), int(rest[19])
     except (IndexError, ValueError):
         return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None without /proc)."""
+    st = _proc_stat(pid)
+    return None if st is None else st[2]
 
 
 def _has_tag(pid: int, needle: bytes) -> bool:
@@ -103,12 +109,28 @@ def job_processes(pgid: int | None, token: str) -> list[int]:
     return tagged_processes(pgid, f"{TAG_PREFIX}{token}")
 
 
-def tagged_processes(pgid: int | None, variable: str) -> list[int]:
-    """Live (not zombie) processes in process group ``pgid`` or with ``variable`` in their environment."""
+def _last_pid() -> int | None:
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def tagged_processes(pgid: int | None, variable: str, since: int | None = None) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid`` or with ``variable`` in their environment.
+
+    ``since`` (clock ticks since boot) is when the job's first process started, if known. Then
+    only processes created after it are candidates: their pids lie in the cyclic window from
+    that pid (``pgid``) to the last pid the kernel handed out, so /proc entries outside it are
+    not read at all, and the environment of none older than ``since`` is read.
+    """
     if not Path("/proc/self").is_dir():
         return _job_processes_no_proc(pgid)
     needle = b"\0" + f"{variable}=".encode()
     me = os.getpid()
+    first = pgid if since is not None else None
+    last = _last_pid() if first is not None else None
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -116,10 +138,16 @@ def tagged_processes(pgid: int | None, variable: str) -> list[int]:
         pid = int(entry.name)
         if pid == me:
             continue
+        if first is not None and last is not None:
+            in_window = first <= pid <= last if last >= first else (pid >= first or pid <= last)
+            if not in_window:
+                continue
         st = _proc_stat(pid)
         if st is None or st[0] in ("Z", "X"):
             continue
-        if (pgid is not None and st[1] == pgid) or _has_tag(pid, needle):
+        if pgid is not None and st[1] == pgid:
+            found.append(pid)
+        elif (since is None or st[2] >= since) and _has_tag(pid, needle):
             found.append(pid)
     return found
 
@@ -147,12 +175,12 @@ def _signal_all(pids: Sequence[int], pgid: int | None, sig: int) -> None:
                 os.kill(pid, sig)
 
 
-def kill_tree(pgid: int | None, token: str, grace: float = DEFAULT_KILL_GRACE) -> int:
+def kill_tree(pgid: int | None, token: str, grace: float = DEFAULT_KILL_GRACE, since: int | None = None) -> int:
     """Terminate every process of a job: TERM, wait up to ``grace`` s, then KILL.
 
     Returns how many processes were found alive at the start.
     """
-    return kill_tagged(pgid, f"{TAG_PREFIX}{token}", grace)
+    return kill_tagged(pgid, f"{TAG_PREFIX}{token}", grace, since)
 
 
 def kill_tag(variable: str, grace: float = DEFAULT_KILL_GRACE) -> int:
@@ -160,9 +188,9 @@ def kill_tag(variable: str, grace: float = DEFAULT_KILL_GRACE) -> int:
     return kill_tagged(None, variable, grace)
 
 
-def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRACE) -> int:
+def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRACE, since: int | None = None) -> int:
     """TERM every process of group ``pgid`` or tagged with ``variable``; KILL what is left after ``grace``."""
-    pids = tagged_processes(pgid, variable)
+    pids = tagged_processes(pgid, variable, since)
     if not pids:
         return 0
     count = len(pids)
@@ -170,14 +198,14 @@ def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRA
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         time.sleep(_POLL)
-        pids = tagged_processes(pgid, variable)
+        pids = tagged_processes(pgid, variable, since)
     # KILL until none is left: a process may fork while being killed
     for _ in range(50):
         if not pids:
             break
         _signal_all(pids, pgid, signal.SIGKILL)
         time.sleep(_POLL)
-        pids = tagged_processes(pgid, variable)
+        pids = tagged_processes(pgid, variable, since)
     return count
 
 
@@ -217,6 +245,7 @@ class JobProcess:
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
         self._killing = False
+        self._since: int | None = None
 
     def _spawn_argv(self) -> list[str]:
         argv = list(self.argv)
@@ -232,9 +261,10 @@ class JobProcess:
         started = time.time()
         timed_out = False
         reader: threading.Thread | None = None
-        self.log_path.write_bytes(b"")
-        # Unbuffered, O_APPEND: the job's processes and this one can all append safely.
-        with open(self.log_path, "ab+", buffering=0) as log:
+        # One open: created or truncated, and O_APPEND so the job's processes and this one
+        # can all append safely; unbuffered.
+        fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        with open(fd, "ab+", buffering=0) as log:
             try:
                 proc = subprocess.Popen(
                     self._spawn_argv(),
@@ -249,6 +279,8 @@ class JobProcess:
             except OSError as exc:
                 log.write(f"[cidag] could not start {self.argv[0]!r}: {exc}\n".encode())
                 raise
+            # Read now, while the job's first process surely exists: nothing older is its child.
+            self._since = start_ticks(proc.pid)
             with self._lock:
                 self._proc = proc
                 pending_abort = self._abort_reason
@@ -297,7 +329,7 @@ class JobProcess:
 
     def _finish(self, reader: threading.Thread | None, log: BinaryIO, proc: subprocess.Popen[bytes]) -> int:
         """After the main process ended: kill what is left of the tree, drain the tee."""
-        leftovers = kill_tree(proc.pid, self.token, self.kill_grace)
+        leftovers = kill_tree(proc.pid, self.token, self.kill_grace, self._since)
         if reader is not None:
             reader.join(timeout=5)
         log.flush()
@@ -310,7 +342,7 @@ class JobProcess:
                 return
             self._killing = True
         try:
-            kill_tree(proc.pid, self.token, self.kill_grace)
+            kill_tree(proc.pid, self.token, self.kill_grace, self._since)
         finally:
             with self._lock:
                 self._killing = False

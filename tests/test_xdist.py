@@ -249,3 +249,21 @@ def test_no_tick_in_counts(pytester: pytest.Pytester, job: JobWriter) -> None:
     # the hidden tick item is not counted: two items make 50% each
     result.stdout.fnmatch_lines(["[[]gw?[]] [[] 50%[]] PASSED cijobs/*", "[[]gw?[]] [[]100%[]] PASSED cijobs/*"])
     assert "cidag-tick" not in result.stdout.str()
+
+
+def test_lf_and_no_deps_under_xdist(pytester: pytest.Pytester, job: JobWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    job("build", timed('echo "version=v$$" >> "$CIDAG_OUTPUT"'))
+    job("test-a", timed('[ -z "$FAIL_A" ] || exit 1'), needs='["build"]')
+    job("deploy", timed('echo "$CIDAG_NEEDS_BUILD_VERSION" > deployed'), needs='["test-a", "build"]')
+    job("docs", timed())
+    monkeypatch.setenv("FAIL_A", "1")
+    run(pytester, "-n", "2").assert_outcomes(passed=2, failed=1, skipped=1)
+    monkeypatch.delenv("FAIL_A")
+    (pytester.path / "times.log").unlink()
+    run(pytester, "-n", "2", "--lf").assert_outcomes(passed=3, deselected=1)
+    assert set(intervals(pytester)) == {"build", "test-a", "deploy"}
+    version = (pytester.path / "deployed").read_text()
+    (pytester.path / "times.log").unlink()
+    run(pytester, "-n", "2", "-k", "deploy", "--cidag-no-deps").assert_outcomes(passed=1, deselected=3)
+    assert set(intervals(pytester)) == {"deploy"}
+    assert (pytester.path / "deployed").read_text() == version  # the latest run's outputs
