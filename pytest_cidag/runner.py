@@ -145,9 +145,8 @@ def tagged_processes(pgid: int | None, variable: str, since: int | None = None) 
         st = _proc_stat(pid)
         if st is None or st[0] in ("Z", "X"):
             continue
-        if pgid is not None and st[1] == pgid:
-            found.append(pid)
-        elif (since is None or st[2] >= since) and _has_tag(pid, needle):
+        in_group = pgid is not None and st[1] == pgid
+        if in_group or ((since is None or st[2] >= since) and _has_tag(pid, needle)):
             found.append(pid)
     return found
 
