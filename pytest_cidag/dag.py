@@ -293,15 +293,23 @@ class DagPlugin:
         """Why ``key`` must not run (recorded as blocked), or None when all it needs passed."""
         assert self.graph is not None
         in_run = set(self.run_keys)
-        for need in self.graph.needs[key]:
-            if need not in in_run:
-                continue  # --cidag-no-deps: a need outside the selection counts as satisfied
+        # --cidag-no-deps: a need outside the selection counts as satisfied
+        needs = [n for n in self.graph.needs[key] if n in in_run]
+
+        def status(need: str) -> str:
             outcome = self.outcomes.get(need)
-            if outcome is None or outcome.status != "passed":
-                reason = self._reason(need)
-                self.blocked[key] = reason
-                return reason
-        return None
+            return "pending" if outcome is None else outcome.status
+
+        # Name a need that ended without passing before one that has not ended yet (under
+        # xdist a need may still be running when another need's failure blocks this node).
+        blocker = next((n for n in needs if status(n) not in ("passed", "pending")), None)
+        if blocker is None:
+            blocker = next((n for n in needs if status(n) != "passed"), None)
+        if blocker is None:
+            return None
+        reason = self._reason(blocker)
+        self.blocked[key] = reason
+        return reason
 
     def _reason(self, need: str) -> str:
         assert self.graph is not None

@@ -266,6 +266,14 @@ class ControllerSide:
         if tag:
             runner.kill_tag(WORKER_TAG_PREFIX + tag)
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Last line of defence: whatever way the run ended (SIGTERM, a crash, xdist killing
+        its workers), no process started by a job of this run survives it."""
+        with self.lock:
+            tags = list(self.worker_tags.values())
+        for tag in tags:
+            runner.kill_tag(WORKER_TAG_PREFIX + tag, grace=0.5)
+
     def collected(self, count: int) -> None:
         dsession = self.config.pluginmanager.getplugin("dsession")
         session = getattr(dsession, "_session", None)

@@ -14,7 +14,15 @@ import pytest
 from _pytest._code.code import ExceptionChainRepr, ReprEntryNative, ReprFileLocation, ReprTraceback
 
 from pytest_cidag import runner
-from pytest_cidag.jobspec import JobLeg, JobSpec, JobSpecError, command_for, display_command, parse_file
+from pytest_cidag.jobspec import (
+    JobLeg,
+    JobSpec,
+    JobSpecError,
+    command_for,
+    display_command,
+    parse_file,
+    parse_text,
+)
 from pytest_cidag.outputs import OutputError, parse_outputs
 from pytest_cidag.settings import Settings
 
@@ -157,10 +165,9 @@ class JobItem(pytest.Item):
         cwd = rootpath / self.spec.cwd if self.spec.cwd else rootpath
         log_path = run_dir / f"{self.job_id}.log"
         output_path = run_dir / f"{self.job_id}.outputs"
+        self._check_file_unchanged()
         argv = command_for(self.path)
         shown = display_command([*argv[:-1], shown_path(self.path, self.config)])
-        if not self.path.is_file():
-            raise JobFailed(f"the job file {shown_path(self.path, self.config)} is gone", None, [])
         if not cwd.is_dir():
             raise JobFailed(f"the job's cwd {self.spec.cwd!r} is not a directory under the rootdir", None, [])
         output_path.unlink(missing_ok=True)  # a reused --cidag-run-dir must not leak old outputs
@@ -226,6 +233,31 @@ class JobItem(pytest.Item):
             where = f"{shown_path(exc.path, self.config)}:{exc.line}"
             raise JobFailed(f"malformed output at {where}: {exc.message}", result, details) from None
 
+    def _check_file_unchanged(self) -> None:
+        """The file must still be a non-empty job file with the metadata it was collected with."""
+        shown = shown_path(self.path, self.config)
+        if not self.path.exists():
+            raise JobFailed(f"the job file {shown} is gone (removed after collection)", None, [])
+        if not self.path.is_file():
+            raise JobFailed(f"the job file {shown} is not a file any more", None, [])
+        try:
+            text = self.path.read_bytes()
+        except OSError as exc:
+            raise JobFailed(f"the job file {shown} cannot be read: {exc.strerror}", None, []) from None
+        if not text.strip():
+            raise JobFailed(f"the job file {shown} is empty", None, [])
+        try:
+            now = parse_text(text.decode("utf-8", errors="replace"), self.path)
+        except JobSpecError as exc:
+            message = f"the job file changed since collection: {shown}:{exc.line}: {exc.message}"
+            raise JobFailed(message, None, []) from None
+        if now != self.spec:
+            raise JobFailed(
+                f"the job file {shown} changed since collection (its cidag block differs): run pytest again",
+                None,
+                [],
+            )
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if not isinstance(excinfo.value, JobFailed):
             return super().repr_failure(excinfo, style=style)
@@ -236,7 +268,7 @@ class JobItem(pytest.Item):
             last = runner.tail(exc.result.log_path, settings.tail_lines)
             if last:
                 lines.append("last line of output:" if len(last) == 1 else f"last {len(last)} lines of output:")
-                lines.extend("  | " + line for line in last)
+                lines.extend("  | " + _cut(line) for line in last)
             else:
                 lines.append("(no output)")
         text = "".join(line + "\n" for line in lines)
@@ -249,6 +281,16 @@ class JobItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.spec.line - 1, f"job {self.job_id}"
+
+
+#: Longest output line shown in a failure report; the log keeps it whole.
+MAX_LINE = 1000
+
+
+def _cut(line: str) -> str:
+    if len(line) <= MAX_LINE:
+        return line
+    return f"{line[:MAX_LINE]} [cidag: line cut, {len(line)} characters]"
 
 
 def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobResult) -> None:

@@ -210,7 +210,9 @@ def parse_text(text: str, path: Path) -> JobSpec:
             line = block.start + int(m.group(1))
             msg = msg[: m.start()].rstrip() + f" (column {int(m.group(2)) + 2})"
         elif "end of document" in msg:
-            line = block.end
+            # point at the last line with content: that is where the unfinished value is
+            filled = [i for i, text in enumerate(block.lines) if text.strip()]
+            line = block.start + 1 + filled[-1] if filled else block.end
         raise JobSpecError(path, line, f"invalid TOML in the '{BLOCK_TYPE}' block: {msg}") from None
     return _validate(data, block, path)
 
@@ -251,7 +253,7 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
     name = data.get("name", default_name(path))
     if not isinstance(name, str):
         raise err("name", f"'name' must be a string, got {_type_name(name)}: {name!r}")
-    kwargs["name"] = _check_name(name, path, _key_line(block, "name"), "'name'")
+    kwargs["name"] = _check_name(name, path, _key_line(block, "name"), "name")
 
     if "needs" in data:
         needs = str_list("needs", data["needs"], allow_str=True)

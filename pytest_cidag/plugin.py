@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ from pytest_cidag.items import (
     shown_path,
 )
 from pytest_cidag.jobspec import JobSpecError, parse_file
-from pytest_cidag.runner import DEFAULT_KILL_GRACE
+from pytest_cidag.runner import DEFAULT_KILL_GRACE, Terminated
 from pytest_cidag.settings import RUNS_DIR, Settings, latest_run, new_run_name
 
 PATHS_HELP = "Directories (relative to the rootdir) whose scripts are jobs (default: cijobs)"
@@ -110,12 +112,40 @@ def resolve_settings(config: pytest.Config) -> Settings:
     )
 
 
+SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated(f"terminated by {signal.Signals(signum).name}")
+
+
+def _install_signal_handlers(config: pytest.Config) -> None:
+    """SIGTERM and SIGHUP wind pytest down as Ctrl-C does, so running jobs' trees are killed.
+
+    Only where nobody else handles them (the default action would kill pytest at once and
+    leave every job process behind).
+    """
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                old[sig] = signal.signal(sig, _terminate)
+    config.stash[SIGNALS_KEY] = old
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for sig, handler in config.stash.get(SIGNALS_KEY, {}).items():
+        if signal.getsignal(sig) is _terminate:
+            signal.signal(sig, handler)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     # trylast: the DagPlugin registered here must come after pytest's LFPlugin/NFPlugin (and
     # other plugins' tryfirst wrappers), so its collection wrapper is the outermost one.
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
+    _install_signal_handlers(config)
     # Register the jobs' markers now, so `pytest --markers` lists them; a file that does not
     # parse is reported at collection, with its line, not here.
     for directory in settings.job_paths:

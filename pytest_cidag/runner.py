@@ -30,6 +30,10 @@ DEFAULT_KILL_GRACE = 2.0
 _POLL = 0.02
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised by the plugin's SIGTERM/SIGHUP handler: pytest winds down as on Ctrl-C."""
+
+
 @dataclass(frozen=True)
 class JobResult:
     """What happened to one job process tree. ``returncode`` is negative for a signal."""
@@ -302,7 +306,12 @@ class JobProcess:
                         timed_out = True
                         self._kill()
             except BaseException as exc:  # KeyboardInterrupt, SystemExit: never leave the tree
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+                if isinstance(exc, Terminated):
+                    reason = str(exc) or "terminated"
+                elif isinstance(exc, KeyboardInterrupt):
+                    reason = "interrupted"
+                else:
+                    reason = type(exc).__name__
                 with self._lock:
                     self._abort_reason = self._abort_reason or reason
                 self._kill()

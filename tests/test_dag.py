@@ -432,3 +432,12 @@ def test_duplicate_names_name_both_files(pytester: pytest.Pytester, job: JobWrit
     result.stderr.fnmatch_lines(
         ["ERROR: cidag: two jobs are named 'build': cijobs/build.sh:1 and cijobs/sub/other.sh:1; names must be unique"]
     )
+
+
+def test_blocker_named_is_one_that_did_not_pass(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """Under xdist a need may still run when another need fails: the reason names the failure."""
+    job("a-slow", "sleep 1")
+    job("b-broken", "exit 1")
+    job("c-needs-both", "true", needs='["a-slow", "b-broken"]')
+    result = pytester.runpytest_subprocess("-n", "2", "-rs", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["SKIPPED * cijobs/c-needs-both.sh:1: upstream job 'b-broken' failed"])

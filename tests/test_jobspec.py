@@ -82,7 +82,7 @@ def test_empty_comment_lines_inside_the_block() -> None:
         ("#!/bin/sh\n# /// cidag\n# timeout = 5\n# ///\n# /// cidag\n# ///\n", 5, "a second '# /// cidag' block"),
         ("# /// cidag\n# timeout = 5\n", 1, "block is not closed: add a line '# ///'"),
         ("# /// cidag\n# timeout = 5\necho hi\n# ///\n", 3, "opened at line 1 is not closed before this line"),
-        ("# /// cidag\n# timeout = 5\n# needs = [\n# ///\n", 4, "invalid TOML"),
+        ("# /// cidag\n# timeout = 5\n# needs = [\n# ///\n", 3, "invalid TOML"),
         ("# /// cidag\n# timeout = 5\n# needs = [1,, 2]\n# ///\n", 3, "invalid TOML"),
         ('# /// cidag\n# timeout = "10"\n# ///\n', 2, "'timeout' must be a number of seconds, got a string: '10'"),
         ("# /// cidag\n# timeout = -1\n# ///\n", 2, "'timeout' must be a positive number"),
@@ -106,7 +106,7 @@ def test_empty_comment_lines_inside_the_block() -> None:
         ('# /// cidag\n# matrix = { py = ["1"], PY = ["2"] }\n# ///\n', 2, "collide once upper-cased"),
         ('# /// cidag\n# cwd = "/abs"\n# ///\n', 2, "'cwd' must be relative to the rootdir"),
         ("# /// cidag\n# nice = 40\n# ///\n", 2, "'nice' must be an integer from -20 to 19, got 40"),
-        ('# /// cidag\n# name = "has space"\n# ///\n', 2, "'name' 'has space' is not a valid job name"),
+        ('# /// cidag\n# name = "has space"\n# ///\n', 2, "name 'has space' is not a valid job name"),
         ("# /// cidag\n# name = 3\n# ///\n", 2, "'name' must be a string, got an integer"),
     ],
 )

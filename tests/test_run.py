@@ -201,7 +201,9 @@ def test_job_file_removed_after_collection(pytester: pytest.Pytester, job: JobWr
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["job 'vanishing' failed: the job file cijobs/vanishing.sh is gone"])
+    result.stdout.fnmatch_lines(
+        ["job 'vanishing' failed: the job file cijobs/vanishing.sh is gone (removed after collection)"]
+    )
 
 
 def test_missing_interpreter_is_a_clear_failure(pytester: pytest.Pytester, job: JobWriter) -> None:

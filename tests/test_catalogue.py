@@ -1,0 +1,57 @@
+"""Runs every entry of docs/errors.md and checks the exact lines it documents."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+FILE_RE = re.compile(r"^`(?P<path>[^`]+)`\n```sh\n(?P<body>.*?)```", re.M | re.S)
+COMMAND_RE = re.compile(r"^`(?P<command>pytest[^`]*)`\n```text\n(?P<lines>.*?)```", re.M | re.S)
+
+
+@dataclass
+class Entry:
+    title: str
+    files: dict[str, str]
+    args: list[str]
+    expected: list[str]
+
+
+def entries() -> list[Entry]:
+    out = []
+    for section in DOC.read_text().split("\n### ")[1:]:
+        title, _, rest = section.partition("\n")
+        files = {m["path"]: m["body"] for m in FILE_RE.finditer(rest)}
+        command = COMMAND_RE.search(rest)
+        assert command is not None, f"entry {title!r} has no command"
+        out.append(Entry(title, files, shlex.split(command["command"])[1:], command["lines"].splitlines()))
+    return out
+
+
+def test_the_catalogue_is_complete() -> None:
+    titles = {e.title for e in entries()}
+    assert len(titles) >= 20
+    for needed in ("Invalid TOML", "Unknown key", "A job that needs itself", "Two jobs with one name"):
+        assert needed in titles
+
+
+@pytest.mark.parametrize("entry", entries(), ids=lambda e: e.title)
+def test_documented_message(pytester: pytest.Pytester, entry: Entry) -> None:
+    for path, body in entry.files.items():
+        target = pytester.path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body)
+    # a real process: the messages are what a user sees from the command line
+    result = pytester.runpytest_subprocess(*entry.args)
+    # argparse names the program as it was started: `pytest` for a user, `python -m pytest` here
+    lines = [line.replace("python -m pytest", "pytest") for line in result.outlines + result.errlines]
+    for expected in entry.expected:
+        pattern = re.escape(expected).replace(r"\*", ".*")
+        assert any(re.fullmatch(pattern, line) for line in lines), f"{expected!r} not in:\n" + "\n".join(lines)
+    assert "Traceback" not in "\n".join(lines)
+    assert result.ret != 0
