@@ -27,6 +27,8 @@ from typing import BinaryIO
 
 TAG_PREFIX = "CIDAG_TAG_"
 DEFAULT_KILL_GRACE = 2.0
+#: Grace before KILL when a job is cancelled (fast-fail): the run is ending, so be quick.
+ABORT_GRACE = 0.3
 _POLL = 0.02
 
 
@@ -343,24 +345,28 @@ class JobProcess:
         log.flush()
         return leftovers
 
-    def _kill(self) -> None:
+    def _kill(self, grace: float | None = None) -> None:
         with self._lock:
             proc = self._proc
             if proc is None or self._killing:
                 return
             self._killing = True
         try:
-            kill_tree(proc.pid, self.token, self.kill_grace, self._since)
+            kill_tree(proc.pid, self.token, self.kill_grace if grace is None else grace, self._since)
         finally:
             with self._lock:
                 self._killing = False
 
     def abort(self, reason: str) -> None:
-        """Kill the job's tree from another thread; ``run()`` then returns with ``aborted``."""
+        """Kill the job's tree from another thread; ``run()`` then returns with ``aborted``.
+
+        A run that is being stopped should stop now: the grace before KILL is at most
+        ``ABORT_GRACE`` here, whatever the job's own grace.
+        """
         with self._lock:
             if self._abort_reason is None:
                 self._abort_reason = reason
-        self._kill()
+        self._kill(min(self.kill_grace, ABORT_GRACE))
 
 
 def _trailer(log: BinaryIO, text: str) -> None:

@@ -267,3 +267,17 @@ def test_lf_and_no_deps_under_xdist(pytester: pytest.Pytester, job: JobWriter, m
     run(pytester, "-n", "2", "-k", "deploy", "--cidag-no-deps").assert_outcomes(passed=1, deselected=3)
     assert set(intervals(pytester)) == {"deploy"}
     assert (pytester.path / "deployed").read_text() == version  # the latest run's outputs
+
+
+def test_fast_fail_kills_a_term_ignoring_job_at_once(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """The default kill grace is 2 s, but a cancelled job gets TERM then KILL within 0.3 s."""
+    job("a-stubborn", "trap '' TERM; echo $$ > stubborn.pid; sleep 60 & wait; sleep 60")
+    job("breaks", "sleep 1; exit 1")
+    result = pytester.runpytest_subprocess("-n", "2", "-x", "-p", "no:randomly")
+    result.assert_outcomes(failed=1, skipped=1)
+    timings = [json.loads(line) for line in (latest(pytester) / "timings.jsonl").read_text().splitlines()]
+    by_job = {t["job"]: t for t in timings}
+    # KILL came after the short abort grace, not after the 2 s default grace (a behaviour
+    # check with a wide margin: the measured gap is about 0.3 s)
+    assert by_job["a-stubborn"]["end"] - by_job["breaks"]["end"] < 1.8
+    assert not alive(read_pids(pytester.path / "stubborn.pid")[0])
