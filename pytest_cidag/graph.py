@@ -112,25 +112,11 @@ class JobGraph:
 
     def upstream(self, keys: Iterable[str]) -> set[str]:
         """Every node the given ones need, transitively (not including them)."""
-        out: set[str] = set()
-        stack = [n for k in keys for n in self.needs.get(k, ())]
-        while stack:
-            k = stack.pop()
-            if k not in out:
-                out.add(k)
-                stack.extend(self.needs.get(k, ()))
-        return out
+        return _reach(keys, self.needs)
 
     def downstream(self, keys: Iterable[str]) -> set[str]:
         """Every node that needs one of the given ones, transitively."""
-        out: set[str] = set()
-        stack = [n for k in keys for n in self.dependents.get(k, ())]
-        while stack:
-            k = stack.pop()
-            if k not in out:
-                out.add(k)
-                stack.extend(self.dependents.get(k, ()))
-        return out
+        return _reach(keys, self.dependents)
 
     def order(self, keys: Sequence[str], priority: Callable[[str], object] | None = None) -> list[str]:
         """A topological order of ``keys`` that keeps their given order where the graph allows.
@@ -161,6 +147,18 @@ class JobGraph:
         """(need, dependent) pairs among ``keys`` (all nodes by default)."""
         chosen = set(self.nodes if keys is None else keys)
         return [(n, k) for k in self.nodes if k in chosen for n in self.needs.get(k, ()) if n in chosen]
+
+
+def _reach(keys: Iterable[str], edges: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every node reachable from ``keys`` along ``edges`` (not including them, unless on a path)."""
+    out: set[str] = set()
+    stack = [n for k in keys for n in edges.get(k, ())]
+    while stack:
+        k = stack.pop()
+        if k not in out:
+            out.add(k)
+            stack.extend(edges.get(k, ()))
+    return out
 
 
 def _names(nodes: Sequence[Node]) -> dict[str, list[str]]:

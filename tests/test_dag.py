@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
 
 import pytest
@@ -31,12 +30,11 @@ def test_topological_order_keeps_declaration_order(pytester: pytest.Pytester, sh
     assert order_log(pytester) == ["build-js", "build-wheel", "lint", "playwright-server", "test-a", "deploy"]
 
 
-def test_failure_skips_dependents_transitively(pytester: pytest.Pytester, shop: JobWriter) -> None:
-    os.environ["FAIL_WHEEL"] = "1"
-    try:
-        result = pytester.runpytest("-rs")
-    finally:
-        del os.environ["FAIL_WHEEL"]
+def test_failure_skips_dependents_transitively(
+    pytester: pytest.Pytester, shop: JobWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAIL_WHEEL", "1")
+    result = pytester.runpytest("-rs")
     result.assert_outcomes(passed=2, failed=1, skipped=3)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
@@ -200,13 +198,12 @@ def test_first_runs_chosen_jobs_early_in_one_run(pytester: pytest.Pytester, shop
     assert order_log(pytester) == ["build-js", "build-wheel", "test-a", "lint", "playwright-server", "deploy"]
 
 
-def test_first_failure_is_not_masked_by_later_jobs(pytester: pytest.Pytester, shop: JobWriter) -> None:
+def test_first_failure_is_not_masked_by_later_jobs(
+    pytester: pytest.Pytester, shop: JobWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The old runner's phase A failure was hidden when phase B passed."""
-    os.environ["FAIL_A"] = "1"
-    try:
-        result = pytester.runpytest("--cidag-first", "test-a", "-rs")
-    finally:
-        del os.environ["FAIL_A"]
+    monkeypatch.setenv("FAIL_A", "1")
+    result = pytester.runpytest("--cidag-first", "test-a", "-rs")
     result.assert_outcomes(passed=4, failed=1, skipped=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
