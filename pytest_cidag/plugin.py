@@ -197,7 +197,10 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> JobFile | None:
     config = parent.config
     settings: Settings = config.stash[SETTINGS_KEY]
-    in_job_dir = any(file_path.is_relative_to(p) for p in settings.job_paths)
+    job_dir = next((p for p in settings.job_paths if file_path.is_relative_to(p)), None)
+    in_job_dir = job_dir is not None and not any(
+        part.startswith(("_", ".")) for part in file_path.relative_to(job_dir).parts[:-1]
+    )  # cijobs/_lib/ and cijobs/.cache/ hold helpers, not jobs
     if not (in_job_dir or parent.session.isinitpath(file_path)):
         return None
     if not is_job_file(file_path, config):

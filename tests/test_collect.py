@@ -34,6 +34,7 @@ def test_root_run_collects_jobs_but_not_scripts_elsewhere(pytester: pytest.Pytes
     job("nested", "true", directory="cijobs/sub")
     job("helper", "true", directory="scripts")  # not a job directory
     job("_lib", "true")  # a sourced helper, by convention
+    job("helper2", "true", directory="cijobs/_lib")  # so is everything in a _ directory
     job("deploy", "true", filename="deploy", shebang="/bin/sh", executable=True)
     job("notexec", "true", filename="notexec", shebang="/bin/sh")  # no .sh, not executable
     job("data", "", filename="data.txt")
