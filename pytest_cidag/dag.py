@@ -45,6 +45,10 @@ PHRASES = {
 }
 
 
+class OutputClash(Exception):
+    """Two needed jobs' outputs map to one CIDAG_NEEDS_* variable."""
+
+
 @dataclass
 class Outcome:
     """What happened to a graph node in this run. ``root`` names the original blocker."""
@@ -79,6 +83,7 @@ class DagPlugin:
             name.strip() for value in config.getoption("cidag_first") or [] for name in value.split(",") if name.strip()
         )
         self.is_worker = hasattr(config, "workerinput")
+        self.graph_error: str | None = None
         self.first_keys: set[str] = set()
         self.deselected_count = 0
         self.durations: dict[str, float] = {}
@@ -111,7 +116,13 @@ class DagPlugin:
         try:
             final = self._select(session, snapshot, items)
         except GraphError as exc:
-            raise pytest.UsageError(f"cidag: {exc}") from None
+            if not self.is_worker:
+                raise pytest.UsageError(f"cidag: {exc}") from None
+            # An xdist worker cannot print a usage error: it runs nothing and tells the
+            # controller, which stops the run with this message.
+            self.graph_error = f"cidag: {exc}"
+            items[:] = []
+            return result
         if final is not None:
             items[:] = final
         chosen = {id(i) for i in items}
@@ -385,6 +396,7 @@ class DagPlugin:
             return {}
         in_run = set(self.run_keys)
         env: dict[str, str] = {}
+        origin: dict[str, str] = {}
         for need in graph.needs[item.nodeid]:
             node = graph.nodes[need]
             if not node.is_job:
@@ -395,8 +407,18 @@ class DagPlugin:
                 directory = self.settings.previous_run_dir
             if directory is None:
                 continue
-            with contextlib.suppress(OutputError):
-                env.update(needs_environ(node.label, parse_outputs(directory / f"{node.label}.outputs")))
+            try:
+                outputs = parse_outputs(directory / f"{node.label}.outputs")
+            except OutputError:
+                continue  # the producer failed on it already
+            for key, (name, value) in zip(outputs, needs_environ(node.label, outputs).items(), strict=True):
+                if name in origin:
+                    raise OutputClash(
+                        f"outputs {origin[name]} and '{node.label}' ({key}) would both be {name}: "
+                        "rename one of the jobs or outputs"
+                    )
+                origin[name] = f"'{node.label}' ({key})"
+                env[name] = value
         return env
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from pytest_cidag import runner
 from pytest_cidag.graph import JobGraph, Node
 from pytest_cidag.items import DAG_KEY, JobItem
-from pytest_cidag.scheduling import DagPlan, DagScheduling
+from pytest_cidag.scheduling import DagPlan, DagScheduling, PlanError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -115,6 +116,9 @@ class WorkerSide:
 
     def send_plan(self, session: pytest.Session, dag: DagPlugin) -> None:
         graph = dag.graph
+        if dag.graph_error is not None:
+            self.channel.send({"plan": {"error": dag.graph_error}})
+            return
         if graph is None or self.tick is None:
             self.channel.send({"plan": None})
             return
@@ -139,14 +143,28 @@ class WorkerSide:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-        # tryfirst: the tick must not reach pytest's runner (no reports, no setup).
-        if not isinstance(item, TickItem):
-            return None
-        if nextitem is None:
-            # The last item of this worker: finish what the previous item left set up,
-            # as pytest's runner does with nextitem=None (session fixtures finalize).
-            item.session._setupstate.teardown_exact(None)
-        return True
+        # tryfirst: ahead of pytest's own runner, which we stand in for here.
+        if isinstance(item, TickItem):
+            # No reports, no setup. Only now is the next real item known: tear down what
+            # the previous item left set up and the next one does not share (all of it when
+            # this is the worker's last item: nextitem=None finalizes session fixtures).
+            try:
+                item.session._setupstate.teardown_exact(nextitem)
+            except Exception as exc:  # a module/class fixture's finalizer failed
+                warnings.warn(pytest.PytestWarning(f"cidag: error while tearing down fixtures: {exc!r}"), stacklevel=1)
+            return True
+        if self.tick is not None and isinstance(nextitem, TickItem):
+            # The real next item is not known yet (the scheduler decides when this one ends).
+            # Run the protocol as pytest does, but tear down only this item, not its module
+            # or class: the tick finishes the teardown once the next item is known. Without
+            # this, module- and class-scoped fixtures would be rebuilt for every test.
+            from _pytest.runner import runtestprotocol
+
+            item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+            runtestprotocol(item, nextitem=item.parent, log=True)  # type: ignore[arg-type]
+            item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+            return True
+        return None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -204,6 +222,8 @@ class ControllerSide:
             data = next(iter(self.plans), None)
         if data is None:
             return None
+        if "error" in data:
+            raise PlanError(data["error"])
         nodes = [node_from_data(n) for n in data["nodes"]]
         graph = JobGraph.build(nodes)
         dag = self.dag
@@ -223,6 +243,14 @@ class ControllerSide:
             first=set(data["first"]),
             resources={n["key"]: tuple(n["resources"]) for n in data["nodes"] if n["resources"]},
         )
+
+    def fail(self, message: str) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"ERROR: {message}", red=True, bold=True)
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if dsession is not None and not dsession.shouldstop:
+            dsession.shouldstop = message
 
     def make_fallback(self) -> Any:
         dsession = self.config.pluginmanager.getplugin("dsession")

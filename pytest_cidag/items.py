@@ -183,7 +183,10 @@ class JobItem(pytest.Item):
             env["CIDAG_TESTCASES"] = settings.testcases
         dag = self.config.stash.get(DAG_KEY, None)
         if dag is not None:
-            env.update(dag.needs_env(self))
+            try:
+                env.update(dag.needs_env(self))
+            except Exception as exc:  # OutputClash: a message for the user, not a traceback
+                raise JobFailed(str(exc), None, []) from None
         worker = self.config.stash.get(WORKER_KEY, None)
         if worker is not None:
             env[worker.tag_variable] = "1"
@@ -264,7 +267,7 @@ class JobItem(pytest.Item):
         exc = excinfo.value
         settings: Settings = self.config.stash[SETTINGS_KEY]
         lines = [f"job '{self.job_id}' failed: {exc.headline}", *exc.details]
-        if exc.result is not None:
+        if exc.result is not None and settings.tail_lines > 0:
             last = runner.tail(exc.result.log_path, settings.tail_lines)
             if last:
                 lines.append("last line of output:" if len(last) == 1 else f"last {len(last)} lines of output:")

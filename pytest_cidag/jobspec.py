@@ -269,10 +269,11 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
         t = data["timeout"]
         if isinstance(t, bool) or not isinstance(t, int | float):
             raise err("timeout", f"'timeout' must be a number of seconds, got {_type_name(t)}: {t!r}")
-        if not math.isfinite(t) or t <= 0:
+        if (isinstance(t, float) and not math.isfinite(t)) or t <= 0:
             raise err("timeout", f"'timeout' must be a positive number of seconds, got {t!r}")
         if t > MAX_TIMEOUT:
-            raise err("timeout", f"'timeout' of {t!r} seconds is more than a week ({MAX_TIMEOUT}); is it in seconds?")
+            shown = repr(t) if len(repr(t)) <= 20 else f"{repr(t)[:10]}... ({len(repr(t))} digits)"
+            raise err("timeout", f"'timeout' of {shown} seconds is more than a week ({MAX_TIMEOUT}); is it in seconds?")
         kwargs["timeout"] = float(t)
 
     if "markers" in data:
@@ -310,7 +311,13 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
             strs: list[str] = []
             for v in values:
                 if isinstance(v, dict | list):
-                    raise err("matrix", f"'matrix' entry '{k}' holds {_type_name(v)}; use strings or numbers")
+                    raise err("matrix", f"'matrix' entry '{k}' holds {_type_name(v)}; use strings or integers")
+                if isinstance(v, float):
+                    raise err(
+                        "matrix",
+                        f"'matrix' value {v!r} of '{k}' is a float, which loses digits (3.10 is 3.1): "
+                        f'write it as a string, "{v}"',
+                    )
                 s = _tomlish(v)
                 if not NAME_RE.match(s):
                     raise err(
@@ -325,6 +332,16 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
         upper = [k.upper() for k in out]
         if len(set(upper)) != len(upper):
             raise err("matrix", "'matrix' keys collide once upper-cased for CIDAG_MATRIX_*: " + ", ".join(out))
+        seen: dict[str, tuple[str, ...]] = {}
+        for combo in itertools.product(*out.values()):
+            leg = "-".join(combo)
+            if leg in seen:
+                raise err(
+                    "matrix",
+                    f"'matrix' combinations {seen[leg]} and {combo} both make the leg id [{leg}]: "
+                    "a value with '-' in it runs into the next value; rename one",
+                )
+            seen[leg] = combo
         kwargs["matrix"] = out
 
     if "cwd" in data:

@@ -38,6 +38,7 @@ def parse_outputs(path: Path) -> dict[str, str]:
         i += 1
         if not line.strip() or line.lstrip().startswith("#"):
             continue
+        key_line = i  # 1-based number of the line holding the key
         if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
             key, delim = line.split("<<", 1)
             start = i
@@ -54,10 +55,11 @@ def parse_outputs(path: Path) -> dict[str, str]:
         else:
             raise OutputError(path, i, f"{line[:80]!r} is not a key=value line")
         if not KEY_RE.match(key):
-            raise OutputError(path, i, f"{key[:80]!r} is not a valid output name (letters, digits, _ . -)")
+            raise OutputError(path, key_line, f"{key[:80]!r} is not a valid output name (letters, digits, _ . -)")
         clash = next((k for k in out if k != key and env_name(k) == env_name(key)), None)
         if clash is not None:
-            raise OutputError(path, i, f"outputs '{clash}' and '{key}' would both be *_{env_name(key)}: rename one")
+            message = f"outputs '{clash}' and '{key}' would both be *_{env_name(key)}: rename one"
+            raise OutputError(path, key_line, message)
         out[key] = value
     return out
 

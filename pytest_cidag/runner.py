@@ -251,6 +251,7 @@ class JobProcess:
         self._lock = threading.Lock()
         self._killing = False
         self._since: int | None = None
+        self._exited = False
 
     def _spawn_argv(self) -> list[str]:
         argv = list(self.argv)
@@ -303,6 +304,10 @@ class JobProcess:
                     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                     try:
                         proc.wait(timeout=remaining)
+                        with self._lock:
+                            # from here on the job has ended by itself: a late abort (fast-fail
+                            # elsewhere) must not turn its result into "cancelled"
+                            self._exited = True
                         break
                     except subprocess.TimeoutExpired:
                         timed_out = True
@@ -321,7 +326,12 @@ class JobProcess:
                 self._finish(reader, log, proc)
                 _trailer(log, f"job killed: {self._abort_reason}")
                 raise
-            leftovers = self._finish(reader, log, proc)
+            try:
+                leftovers = self._finish(reader, log, proc)
+            except BaseException:
+                # Interrupted while the leftovers got their grace: KILL them now, then go.
+                kill_tree(proc.pid, self.token, 0, self._since)
+                raise
             if timed_out:
                 _trailer(log, f"job killed: timeout after {self.timeout:g}s")
             elif self._abort_reason:
@@ -364,6 +374,8 @@ class JobProcess:
         ``ABORT_GRACE`` here, whatever the job's own grace.
         """
         with self._lock:
+            if self._exited:
+                return  # it ended by itself; its leftovers are being killed already
             if self._abort_reason is None:
                 self._abort_reason = reason
         self._kill(min(self.kill_grace, ABORT_GRACE))
@@ -385,8 +397,10 @@ def _copy(src: BinaryIO, log: BinaryIO, tee: BinaryIO) -> None:
             break
         if not chunk:
             break
-        log.write(chunk)
-        log.flush()
+        try:
+            log.write(chunk)
+        except (OSError, ValueError):  # the log was closed under a stuck reader: stop
+            break
         with contextlib.suppress(Exception):
             tee.write(chunk)
             tee.flush()
@@ -395,6 +409,8 @@ def _copy(src: BinaryIO, log: BinaryIO, tee: BinaryIO) -> None:
 
 def tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
     """The last ``lines`` lines of a (possibly huge, possibly binary) log file."""
+    if lines <= 0:
+        return []
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -407,7 +423,7 @@ def tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
     out = text.splitlines()
     if size > max_bytes and out:
         out = out[1:]  # the first line is probably cut
-    return out[-lines:] if lines else out
+    return out[-lines:]
 
 
 def read_for_report(path: Path, limit: int) -> str:

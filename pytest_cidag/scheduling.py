@@ -32,6 +32,10 @@ FAILURES = frozenset({"failed", "errored", "timeout", "crashed"})
 DEFAULT_DURATION = 1.0
 
 
+class PlanError(Exception):
+    """The workers could not build the graph (a cycle, an unknown need): nothing runs."""
+
+
 class WorkerNode(Protocol):
     """What the scheduler uses of xdist's ``WorkerController``."""
 
@@ -62,6 +66,9 @@ class Controller(Protocol):
 
     def make_fallback(self) -> Any:
         """xdist's own scheduler for this run's ``--dist``."""
+
+    def fail(self, message: str) -> None:
+        """Stop the run with ``message`` (the graph could not be built)."""
 
     def outcome(self, key: str) -> str | None:
         """passed, failed, errored, timeout, skipped, blocked, crashed; None if unknown."""
@@ -130,6 +137,8 @@ class DagScheduling:
 
     @property
     def collection_is_completed(self) -> bool:
+        if self.mode == "error":
+            return True
         if self.mode == "fallback":
             return bool(self.fallback.collection_is_completed)
         return bool(self._nodes) and all(n in self.node2collection for n in self._nodes)
@@ -138,6 +147,8 @@ class DagScheduling:
     def tests_finished(self) -> bool:
         if self.mode == "fallback":
             return bool(self.fallback.tests_finished)
+        if self.mode == "error":
+            return True
         if self.mode is None or not self.collection_is_completed or self.running or self._unsettled:
             return False
         return self.stopped is not None or not (self.waiting or self.ready)
@@ -154,8 +165,15 @@ class DagScheduling:
             self.fallback.add_node(node)
 
     def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+        if self.mode == "error":
+            return
         if self.mode is None:
-            plan = self.controller.plan()
+            try:
+                plan = self.controller.plan()
+            except PlanError as exc:
+                self.mode = "error"
+                self.controller.fail(str(exc))
+                return
             if plan is None:
                 self._become_fallback()
             else:
@@ -175,7 +193,7 @@ class DagScheduling:
         if self.mode == "fallback":
             self.fallback.mark_test_complete(node, item_index, duration)
             return
-        if item_index == self.tick_index:
+        if item_index == self.tick_index or self.mode == "error":
             return  # the tick's completion arrives one dispatch late: nothing to do
         key = self.collection[item_index]
         if self.running.get(node) == key:
@@ -201,6 +219,8 @@ class DagScheduling:
             return result
         if node in self._nodes:
             self._nodes.remove(node)
+        if self.mode == "error":
+            return None
         self.node2collection.pop(node, None)
         key = self.running.pop(node, None)
         if key is None:
@@ -215,7 +235,7 @@ class DagScheduling:
         if self.mode == "fallback":
             self.fallback.schedule()
             return
-        if self.mode is None or not self.collection_is_completed:
+        if self.mode in (None, "error") or not self.collection_is_completed:
             return
         while self._unsettled:
             self._finish(self._unsettled.pop(0))

@@ -438,3 +438,17 @@ def test_blocker_named_is_one_that_did_not_pass(pytester: pytest.Pytester, job: 
     job("c-needs-both", "true", needs='["a-slow", "b-broken"]')
     result = pytester.runpytest_subprocess("-n", "2", "-rs", "-p", "no:randomly")
     result.stdout.fnmatch_lines(["SKIPPED * cijobs/c-needs-both.sh:1: upstream job 'b-broken' failed"])
+
+
+def test_outputs_of_two_needs_that_collide_fail_the_dependent(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build", 'echo "js_dir=x" >> "$CIDAG_OUTPUT"')
+    job("build-js", 'echo "dir=y" >> "$CIDAG_OUTPUT"')
+    job("use", "true", needs='["build", "build-js"]')
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "job 'use' failed: outputs 'build' (js_dir) and 'build-js' (dir) would both be "
+            "CIDAG_NEEDS_BUILD_JS_DIR: rename one of the jobs or outputs"
+        ]
+    )

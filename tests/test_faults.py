@@ -246,3 +246,18 @@ def test_concurrent_runs_do_not_clobber_each_other(pytester: pytest.Pytester, jo
 
 def spawn_pytest_default(pytester: pytest.Pytester) -> subprocess.Popen[bytes]:
     return pytester.popen([sys.executable, "-m", "pytest", "-p", "no:randomly", "-q"], stdin=subprocess.DEVNULL)
+
+
+def test_signal_while_leftovers_get_their_grace(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """SIGTERM during the TERM grace of a finished job's leftovers still ends in KILL."""
+    job("leaves-one", "(trap '' TERM; exec sleep 100) & echo $! >> \"$CIDAG_RUN_DIR/pids\"\nexit 0")
+    proc = pytester.popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--cidag-run-dir", "run", "--cidag-kill-grace", "30"],
+        stdin=subprocess.DEVNULL,
+    )
+    pids_file = pytester.path / "run" / "pids"
+    wait_for_pids(pids_file, 1, proc)
+    time.sleep(0.5)  # the job has exited; its leftover ignores TERM and waits out the grace
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert [p for p in read_pids(pids_file) if alive(p)] == []

@@ -106,6 +106,13 @@ def test_empty_comment_lines_inside_the_block() -> None:
         ('# /// cidag\n# matrix = { py = ["1"], PY = ["2"] }\n# ///\n', 2, "collide once upper-cased"),
         ('# /// cidag\n# cwd = "/abs"\n# ///\n', 2, "'cwd' must be relative to the rootdir"),
         ("# /// cidag\n# nice = 40\n# ///\n", 2, "'nice' must be an integer from -20 to 19, got 40"),
+        ("# /// cidag\n# timeout = 1" + "0" * 400 + "\n# ///\n", 2, "'timeout' of 1000000000... (401 digits) seconds"),
+        (
+            '# /// cidag\n# matrix = { x = ["a-b", "a"], y = ["c", "b-c"] }\n# ///\n',
+            2,
+            "'matrix' combinations ('a-b', 'c') and ('a', 'b-c') both make the leg id [a-b-c]",
+        ),
+        ("# /// cidag\n# matrix = { python = [3.9, 3.10] }\n# ///\n", 2, "'matrix' value 3.9 of 'python' is a float"),
         ('# /// cidag\n# name = "has space"\n# ///\n', 2, "name 'has space' is not a valid job name"),
         ("# /// cidag\n# name = 3\n# ///\n", 2, "'name' must be a string, got an integer"),
     ],

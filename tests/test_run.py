@@ -233,3 +233,12 @@ def test_runs_with_xdist_disabled_and_under_xdist(pytester: pytest.Pytester, job
     # every worker writes into the controller's one run directory
     assert (run_dir / "a.where").read_text().strip() == (run_dir / "b.where").read_text().strip() == str(run_dir)
     result.stdout.fnmatch_lines(["job 'c' failed: exit code 1"])
+
+
+def test_tail_lines_zero_shows_no_output_lines(pytester: pytest.Pytester, job: JobWriter) -> None:
+    pytester.makeini("[pytest]\ncidag_tail_lines = 0\n")
+    job("broken", "seq 1 500; exit 2")
+    result = pytester.runpytest()
+    assert "lines of output" not in result.stdout.str()
+    assert "(no output)" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["job 'broken' failed: exit code 2"])

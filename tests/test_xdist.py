@@ -281,3 +281,43 @@ def test_fast_fail_kills_a_term_ignoring_job_at_once(pytester: pytest.Pytester, 
     # check with a wide margin: the measured gap is about 0.3 s)
     assert by_job["a-stubborn"]["end"] - by_job["breaks"]["end"] < 1.8
     assert not alive(read_pids(pytester.path / "stubborn.pid")[0])
+
+
+def test_graph_errors_under_xdist_name_the_problem(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("a", "true", needs='["b"]')
+    job("b", "true", needs='["a"]')
+    result = run(pytester, "-n", "2")
+    result.stdout.fnmatch_lines(["ERROR: cidag: the jobs' needs form a cycle: a -> b -> a"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret != 0
+
+
+def test_a_job_that_ended_by_itself_is_not_cancelled_late(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """A fast-fail abort arriving while a passed job's leftovers get their grace changes nothing."""
+    job("a-fails", "sleep 0.6; exit 1")
+    job("b-passes", "(trap '' TERM; sleep 30) & sleep 0.3; exit 0")
+    result = pytester.runpytest_subprocess("-n", "2", "-x", "-p", "no:randomly", "--cidag-kill-grace", "2")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_module_fixtures_are_not_rebuilt_under_xdist(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("a-job", "true")
+    pytester.makepyfile(
+        test_mod="""
+        import pytest
+        calls = []
+
+        @pytest.fixture(scope="module")
+        def res():
+            calls.append(1)
+            yield
+            open("teardown.log", "a").write("module teardown\\n")
+
+        class TestC:
+            def test_1(self, res): assert calls == [1]
+            def test_2(self, res): assert calls == [1]
+            def test_3(self, res): assert calls == [1]
+        """
+    )
+    run(pytester, "-n", "1").assert_outcomes(passed=4)
+    assert (pytester.path / "teardown.log").read_text() == "module teardown\n"
