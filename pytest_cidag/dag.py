@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_cidag.graph import GraphError, JobGraph, Node, to_dot, to_json_data, to_mermaid
-from pytest_cidag.items import DAG_KEY, SETTINGS_KEY, JobFile, JobItem, iter_job_files
-from pytest_cidag.jobspec import JobSpec, JobSpecError, did_you_mean, parse_file
+from pytest_cidag.items import DAG_KEY, SETTINGS_KEY, JobFile, JobItem
+from pytest_cidag.jobspec import JobSpec, did_you_mean
 from pytest_cidag.outputs import OutputError, needs_environ, parse_outputs
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ PHRASES = {
     "errored": "errored",
     "timeout": "timed out",
     "skipped": "was skipped",
-    "interrupted": "was interrupted",
     "crashed": "crashed its worker",
 }
 
@@ -70,7 +69,7 @@ class DagPlugin:
         blocked: node id -> the skip reason, for nodes skipped because of an upstream node.
     """
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, job_index: dict[str, Path]) -> None:
         self.config = config
         self.settings: Settings = config.stash[SETTINGS_KEY]
         self.graph: JobGraph | None = None
@@ -91,7 +90,7 @@ class DagPlugin:
         self.after_selection: Callable[[pytest.Session, list[pytest.Item], DagPlugin], None] | None = None
         self._held: list[pytest.Item] | None = None
         self._declared: list[str] = []  # run_keys in declaration order, for the graph view
-        self._job_index: dict[str, Path] | None = None
+        self._job_index = job_index
 
     # --- selection ---------------------------------------------------------------------
 
@@ -182,14 +181,7 @@ class DagPlugin:
         return False
 
     def job_index(self) -> dict[str, Path]:
-        """Job name -> file, for every job file in the job directories (parsed once)."""
-        if self._job_index is None:
-            index: dict[str, Path] = {}
-            for directory in self.settings.job_paths:
-                for path in iter_job_files(self.config, directory):
-                    with contextlib.suppress(JobSpecError, OSError):
-                        index.setdefault(parse_file(path).name, path)
-            self._job_index = index
+        """Job name -> file, for every job file in the job directories (parsed at configure)."""
         return self._job_index
 
     def _job_files(self) -> set[str]:

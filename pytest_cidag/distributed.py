@@ -17,7 +17,7 @@ import pytest
 
 from pytest_cidag import runner
 from pytest_cidag.graph import JobGraph, Node
-from pytest_cidag.items import DAG_KEY, JobItem
+from pytest_cidag.items import DAG_KEY, SETTINGS_KEY, JobItem
 from pytest_cidag.scheduling import DagPlan, DagScheduling, PlanError
 
 if TYPE_CHECKING:
@@ -194,6 +194,11 @@ class ControllerSide:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
+        # Every worker writes into the controller's one run directory.
+        settings = self.config.stash[SETTINGS_KEY]
+        node.workerinput["cidag_run_dir"] = str(settings.run_dir)
+        node.workerinput["cidag_default_run_dir"] = settings.default_run_dir
+        node.workerinput["cidag_previous_run_dir"] = str(settings.previous_run_dir or "")
         channel = node.gateway.newchannel()
         gwid = str(node.gateway.id)
         tag = runner.new_token()

@@ -95,16 +95,36 @@ def register_markers(config: pytest.Config, names: Iterable[str]) -> None:
             registered.add(name)
 
 
+def in_helper_dir(path: Path, job_dir: Path) -> bool:
+    """True for files under a ``_`` or ``.`` directory of a job directory: helpers, not jobs."""
+    return any(part.startswith(("_", ".")) for part in path.relative_to(job_dir).parts[:-1])
+
+
 def iter_job_files(config: pytest.Config, directory: Path) -> Iterator[Path]:
     """Job files below ``directory`` (hidden and ``_`` directories skipped)."""
     if not directory.is_dir():
         return
     for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory).parts
-        if any(part.startswith((".", "_")) for part in rel[:-1]):
-            continue
-        if path.is_file() and is_job_file(path, config):
+        if not in_helper_dir(path, directory) and path.is_file() and is_job_file(path, config):
             yield path
+
+
+def scan_job_dirs(config: pytest.Config, directories: Iterable[Path]) -> dict[str, Path]:
+    """Parse every job file once: register its markers, and map job names to files.
+
+    Registering at configure time makes ``pytest --markers`` list them. A file that does not
+    parse is left out here; collection reports it with its line.
+    """
+    index: dict[str, Path] = {}
+    for directory in directories:
+        for path in iter_job_files(config, directory):
+            try:
+                spec = parse_file(path)
+            except (JobSpecError, OSError):
+                continue
+            register_markers(config, spec.markers)
+            index.setdefault(spec.name, path)
+    return index
 
 
 def _apply_markers(item: JobItem, spec: JobSpec) -> None:
@@ -127,7 +147,7 @@ class JobFailed(Exception):
         self.headline = headline
         self.result = result
         self.details = details
-        self.status = status  # failed, timeout, interrupted: how dependents name it
+        self.status = status  # "failed" or "timeout": how dependents name it
 
 
 class JobItem(pytest.Item):

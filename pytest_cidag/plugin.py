@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -22,12 +21,11 @@ from pytest_cidag.items import (
     JobFailed,
     JobFile,
     JobItem,
+    in_helper_dir,
     is_job_file,
-    iter_job_files,
-    register_markers,
+    scan_job_dirs,
     shown_path,
 )
-from pytest_cidag.jobspec import JobSpecError, parse_file
 from pytest_cidag.runner import DEFAULT_KILL_GRACE, Terminated
 from pytest_cidag.settings import RUNS_DIR, Settings, latest_run, new_run_name
 
@@ -146,13 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
     _install_signal_handlers(config)
-    # Register the jobs' markers now, so `pytest --markers` lists them; a file that does not
-    # parse is reported at collection, with its line, not here.
-    for directory in settings.job_paths:
-        for path in iter_job_files(config, directory):
-            with contextlib.suppress(JobSpecError, OSError):
-                register_markers(config, parse_file(path).markers)
-    dag = DagPlugin(config)
+    dag = DagPlugin(config, scan_job_dirs(config, settings.job_paths))
     config.stash[DAG_KEY] = dag
     config.pluginmanager.register(dag, "cidag-dag")
     if config.pluginmanager.hasplugin("xdist"):
@@ -185,22 +177,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist controller: every worker writes into the controller's run directory."""
-    settings = node.config.stash[SETTINGS_KEY]
-    node.workerinput["cidag_run_dir"] = str(settings.run_dir)
-    node.workerinput["cidag_default_run_dir"] = settings.default_run_dir
-    node.workerinput["cidag_previous_run_dir"] = str(settings.previous_run_dir or "")
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> JobFile | None:
     config = parent.config
     settings: Settings = config.stash[SETTINGS_KEY]
     job_dir = next((p for p in settings.job_paths if file_path.is_relative_to(p)), None)
-    in_job_dir = job_dir is not None and not any(
-        part.startswith(("_", ".")) for part in file_path.relative_to(job_dir).parts[:-1]
-    )  # cijobs/_lib/ and cijobs/.cache/ hold helpers, not jobs
+    in_job_dir = job_dir is not None and not in_helper_dir(file_path, job_dir)
     if not (in_job_dir or parent.session.isinitpath(file_path)):
         return None
     if not is_job_file(file_path, config):
