@@ -153,7 +153,8 @@ class DagPlugin:
         wanted = set(targets)
         if not self.no_deps:
             wanted |= graph.upstream(targets)
-        self.pulled_in = [k for k in pool if k in wanted and k not in set(targets)]
+        target_set = set(targets)
+        self.pulled_in = [k for k in pool if k in wanted and k not in target_set]
 
         rank: dict[str, float] = {k: float(i) for i, k in enumerate(targets)}
         for k in self.pulled_in:
