@@ -71,19 +71,24 @@ def wait_for_pids(path: Path, count: int, proc: subprocess.Popen[bytes]) -> None
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
-def test_sigterm_to_pytest_leaves_no_process(pytester: pytest.Pytester, job: JobWriter, xdist: list[str]) -> None:
+def test_sigterm_to_pytest_leaves_no_process(
+    pytester: pytest.Pytester, job: JobWriter, xdist: list[str], sig: signal.Signals
+) -> None:
     job("long", ESCAPERS + 'echo $$ >> "$CIDAG_RUN_DIR/pids"\nsleep 100')
     job("other", "sleep 100")
     proc = spawn_pytest(pytester, *xdist)
     pids_file = pytester.path / "run" / "pids"
     wait_for_pids(pids_file, 5, proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert [p for p in read_pids(pids_file) if alive(p)] == []
     if not xdist:
-        assert (pytester.path / "run" / "long.log").read_text().endswith("[cidag] job killed: terminated by SIGTERM\n")
+        assert (
+            (pytester.path / "run" / "long.log").read_text().endswith(f"[cidag] job killed: terminated by {sig.name}\n")
+        )
 
 
 def test_an_escaped_server_does_not_poison_the_next_run(pytester: pytest.Pytester, job: JobWriter) -> None:
