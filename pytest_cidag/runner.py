@@ -135,10 +135,14 @@ def tagged_processes(pgid: int | None, variable: str, since: int | None = None) 
         return _job_processes_no_proc(pgid)
     needle = b"\0" + f"{variable}=".encode()
     me = os.getpid()
+    entries = list(os.scandir("/proc"))
+    # Read the last pid handed out *after* listing /proc: every listed process then has a pid
+    # inside the window. Read before, a process forked in between would be listed but fall
+    # outside the window and be skipped (seen once in CI: a daemon survived its job).
     first = pgid if since is not None else None
     last = _last_pid() if first is not None else None
     found = []
-    for entry in os.scandir("/proc"):
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)

@@ -122,3 +122,18 @@ def test_tail_and_report_text_of_a_big_binary_log(tmp_path: Path) -> None:
     assert "bytes omitted; the full output is in" in text
     assert text.endswith("line 99999\n")
     assert len(text) < 4096 + 200
+
+
+def test_processes_forked_while_the_job_ends_are_killed(tmp_path: Path) -> None:
+    """A background loop still forking when the job exits: every child is found and killed."""
+    for _ in range(5):
+        (tmp_path / "pids").unlink(missing_ok=True)
+        script = (
+            "( for i in $(seq 300); do sleep 100 & echo $! >> pids; done ) &\n"
+            "until [ -s pids ] && [ $(wc -l < pids) -ge 20 ]; do :; done\n"  # exit mid-loop
+            "exit 0\n"
+        )
+        run(tmp_path, script)
+        time.sleep(0.2)  # let a straggler that escaped the kill show itself
+        pids = read_pids(tmp_path / "pids")
+        assert [p for p in pids if alive(p)] == [], f"{len(pids)} started"
