@@ -218,6 +218,28 @@ def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRA
     return count
 
 
+def resolve_env_shebang(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``/usr/bin/env NAME ARGS...`` as ``/dir/of/NAME ARGS...``: the program env would run.
+
+    env finds NAME on the job's PATH and execs it; doing the lookup here saves that extra
+    exec, about 1 ms per job (make and ninja run ``bash job.sh`` and do not pay it). Anything
+    env would treat differently is left to env: options, assignments, a name it cannot find
+    (so the job's log shows env's own error) and relative PATH entries (env searches them
+    from the job's cwd).
+    """
+    argv = list(argv)
+    if len(argv) < 2 or not argv[0].startswith("/") or Path(argv[0]).name != "env":
+        return argv
+    name = argv[1]
+    if not name or name.startswith("-") or "=" in name or "/" in name or any(c.isspace() for c in name):
+        return argv
+    path = env.get("PATH", os.defpath)
+    if any(not entry.startswith("/") for entry in path.split(os.pathsep)):
+        return argv
+    found = shutil.which(name, path=path)
+    return argv if found is None else [found, *argv[2:]]
+
+
 # --- running --------------------------------------------------------------------------------
 
 
@@ -258,7 +280,7 @@ class JobProcess:
         self._exited = False
 
     def _spawn_argv(self) -> list[str]:
-        argv = list(self.argv)
+        argv = resolve_env_shebang(self.argv, self.env)
         if self.nice:
             nice = shutil.which("nice")
             if nice:
