@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import traceback
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,7 @@ class WorkerSide:
         self.running: set[runner.JobProcess] = set()
         self.lock = threading.Lock()
         self.aborted: str | None = None
+        self.job_keys: frozenset[str] = frozenset()
         channel.setcallback(self._receive)
 
     def _receive(self, message: Any) -> None:
@@ -123,6 +125,7 @@ class WorkerSide:
             self.channel.send({"plan": None})
             return
         items = {i.nodeid: i for i in session.items}
+        self.job_keys = frozenset(k for k, i in items.items() if isinstance(i, JobItem))
         nodes = []
         for key, node in graph.nodes.items():
             item = items.get(key)
@@ -167,6 +170,17 @@ class WorkerSide:
         return None
 
     @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # tryfirst: ahead of xdist, which serializes the report and sends it. The report is
+        # final here (every makereport hook has had its say); a job whose call phase passed
+        # counts as passed for its dependents now, so the controller can start them while
+        # this worker still sends the reports (Python tests wait for their teardown: a
+        # fixture's finalizer may still fail them).
+        if self.tick is not None and report.when == "call" and report.passed and report.nodeid in self.job_keys:
+            with contextlib.suppress(Exception):  # the controller is gone: nothing to speed up
+                self.channel.send({"passed": report.nodeid})
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # tryfirst: the message must reach the controller before xdist's collectionfinish.
         self.send_plan(session, self.config.stash[DAG_KEY])
@@ -207,13 +221,21 @@ class ControllerSide:
         with self.lock:
             self.worker_tags[gwid] = tag
             self.channels[gwid] = channel
-        channel.setcallback(self._receive)
+        channel.setcallback(lambda message: self._receive(node, message))
 
-    def _receive(self, message: Any) -> None:
-        # execnet's receiver thread: only store; the main thread reads it.
-        if isinstance(message, dict) and "plan" in message:
+    def _receive(self, node: Any, message: Any) -> None:
+        # execnet's receiver thread. A plan is only stored (the main thread reads it); an
+        # early pass goes to the scheduler at once, which takes its own lock.
+        if not isinstance(message, dict):
+            return
+        if "plan" in message:
             with self.lock:
                 self.plans.append(message["plan"])
+        elif "passed" in message and self.scheduler is not None:
+            try:
+                self.scheduler.passed_early(node, str(message["passed"]))
+            except Exception:  # a bug: say so, keep the channel (abort messages use it)
+                traceback.print_exc()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> DagScheduling:

@@ -13,15 +13,23 @@ Two xdist facts shape it (see the project's notes on xdist):
   ``nextitem`` for fixture teardown). So every node sent is followed by the index of a hidden
   no-op "tick" item; the tick's completion arrives one dispatch late and is ignored.
 * The controller never collects: the graph arrives from the workers over a side channel.
+
+A worker also says over that channel when a job's call phase passed (:meth:`passed_early`),
+before pytest makes and sends the job's reports: its dependents are dispatched from the
+channel's thread at once, instead of after the controller has worked through the reports
+and xdist's completion event (about 1-2 ms per dependency hop, more when the controller is
+busy with another worker's reports). Hence the lock around every entry point.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import statistics
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pytest_cidag.graph import JobGraph
 
@@ -30,6 +38,20 @@ FAILURES = frozenset({"failed", "errored", "timeout", "crashed"})
 
 #: Seconds assumed for a node with no recorded duration, when nothing at all is recorded.
 DEFAULT_DURATION = 1.0
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """Run ``method`` under the scheduler's lock (xdist's loop and the side channel's thread)."""
+
+    @functools.wraps(method)
+    def wrapper(self: DagScheduling, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class PlanError(Exception):
@@ -100,6 +122,8 @@ class DagScheduling:
         done: keys that finished (any outcome) or were blocked.
         held: resource -> the key holding it.
         stopped: the fast-fail reason once -x/--maxfail tripped; nothing is dispatched after.
+        reporting: key -> worker, for keys that passed early and whose completion event has
+            not arrived yet (the worker is still busy with their reports).
 
     Invariants: a key is in exactly one of waiting, ready (heap), running values, done, or
     unstarted-after-stop; a key enters ready only when all its needs in the run passed; a
@@ -126,6 +150,9 @@ class DagScheduling:
         self.stopped: str | None = None
         self._unsettled: list[str] = []
         self._priority: dict[str, tuple[int, float, int]] = {}
+        self.passed: set[str] = set()  # passed early, per the worker
+        self.reporting: dict[str, Any] = {}
+        self.lock = threading.RLock()
 
     # --- xdist's scheduler protocol ---------------------------------------------------
 
@@ -144,12 +171,13 @@ class DagScheduling:
         return bool(self._nodes) and all(n in self.node2collection for n in self._nodes)
 
     @property
+    @_locked
     def tests_finished(self) -> bool:
         if self.mode == "fallback":
             return bool(self.fallback.tests_finished)
         if self.mode == "error":
             return True
-        if self.mode is None or not self.collection_is_completed or self.running or self._unsettled:
+        if self.mode is None or not self.collection_is_completed or self.running or self._unsettled or self.reporting:
             return False
         return self.stopped is not None or not (self.waiting or self.ready)
 
@@ -159,11 +187,13 @@ class DagScheduling:
             return bool(self.fallback.has_pending)
         return bool(self.waiting or self.ready or self.running)
 
+    @_locked
     def add_node(self, node: Any) -> None:
         self._nodes.append(node)
         if self.mode == "fallback":
             self.fallback.add_node(node)
 
+    @_locked
     def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
         if self.mode == "error":
             return
@@ -189,6 +219,7 @@ class DagScheduling:
         self.node2collection[node] = list(collection)
         self.controller.collected(len(collection) - 1)
 
+    @_locked
     def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
         if self.mode == "fallback":
             self.fallback.mark_test_complete(node, item_index, duration)
@@ -198,6 +229,24 @@ class DagScheduling:
         key = self.collection[item_index]
         if self.running.get(node) == key:
             del self.running[node]
+        self.reporting.pop(key, None)
+        if key not in self.done:  # else it passed early
+            self._finish(key)
+        self.schedule()
+
+    @_locked
+    def passed_early(self, node: Any, key: str) -> None:
+        """The worker ``node`` says ``key``'s call phase passed; its reports are on the way.
+
+        ``key`` counts as passed for its dependents from now on, and ``node`` may be given
+        the next job (it runs it once it has sent the reports). Ignored unless ``key`` is
+        what ``node`` runs, so a late or repeated message changes nothing.
+        """
+        if self.mode != "dag" or self.running.get(node) != key or key in self.done:
+            return
+        del self.running[node]
+        self.passed.add(key)
+        self.reporting[key] = node
         self._finish(key)
         self.schedule()
 
@@ -213,6 +262,7 @@ class DagScheduling:
             return
         raise NotImplementedError("pytest-cidag's scheduler never steals")
 
+    @_locked
     def remove_node(self, node: Any) -> str | None:
         if self.mode == "fallback":
             result: str | None = self.fallback.remove_node(node)
@@ -222,6 +272,8 @@ class DagScheduling:
         if self.mode == "error":
             return None
         self.node2collection.pop(node, None)
+        for early in [k for k, n in self.reporting.items() if n is node]:
+            del self.reporting[early]  # its completion event will not come
         key = self.running.pop(node, None)
         if key is None:
             return None
@@ -231,17 +283,23 @@ class DagScheduling:
         self._unsettled.append(key)
         return key
 
+    @_locked
     def schedule(self) -> None:
         if self.mode == "fallback":
             self.fallback.schedule()
             return
-        if self.mode in (None, "error") or not self.collection_is_completed:
+        if self.mode in (None, "error"):
             return
+        # Not "all collections are in": a worker that has collected takes work at once, even
+        # while another one still starts up (or its collection waits in xdist's queue).
         while self._unsettled:
             self._finish(self._unsettled.pop(0))
         if self.stopped is not None:
             return
         idle = [n for n in self._nodes if n in self.node2collection and n not in self.running]
+        # A worker still sending a job's reports starts its next job only after them.
+        busy = set(self.reporting.values())
+        idle.sort(key=lambda n: n in busy)
         while idle and self.ready:
             key = self._pop_ready()
             if key is None:
@@ -305,7 +363,7 @@ class DagScheduling:
         for res in self._resources(key):
             if self.held.get(res) == key:
                 del self.held[res]
-        outcome = self.controller.outcome(key)
+        outcome = self._outcome(key)
         if outcome in FAILURES:
             self.failures += 1
             maxfail = self.controller.maxfail
@@ -314,7 +372,7 @@ class DagScheduling:
         if outcome == "passed":
             for dep in self.plan.graph.dependents.get(key, ()):
                 if dep in self.waiting and all(
-                    n in self.done and self.controller.outcome(n) == "passed" for n in self._needs(dep)
+                    n in self.done and self._outcome(n) == "passed" for n in self._needs(dep)
                 ):
                     self.waiting.discard(dep)
                     heapq.heappush(self.ready, (self._priority[dep], dep))
@@ -326,6 +384,12 @@ class DagScheduling:
                 self.waiting.discard(dep)
                 self.done.add(dep)
                 self.controller.block(dep)
+
+    def _outcome(self, key: str) -> str | None:
+        outcome = self.controller.outcome(key)
+        if outcome in (None, "pending") and key in self.passed:
+            return "passed"
+        return outcome
 
     def _stop(self, key: str) -> None:
         assert self.plan is not None

@@ -246,3 +246,75 @@ def test_different_collections_are_an_error() -> None:
     sched, _, _, _collection = make({"a": []}, workers=1)
     with pytest.raises(RuntimeError, match="collected different jobs"):
         sched.add_node_collection(FakeNode("gw9"), ["b", TICK])
+
+
+def node_of(sched: DagScheduling, key: str) -> Any:
+    return next(n for n, k in sched.running.items() if k == key)
+
+
+def test_a_passed_job_releases_its_dependents_before_its_reports_arrive() -> None:
+    # The worker says "passed" as soon as the job's call phase passed; its reports (and
+    # xdist's completion event) follow while the dependent already runs.
+    sched, controller, _, _ = make({"a": [], "b": ["a"], "c": []})
+    worker = node_of(sched, "a")
+    sched.passed_early(worker, "a")
+    assert running(sched)[str(worker)] == "b"
+    assert worker.sent[-1] == [sched.index["b"], sched.index[TICK]]
+    assert not sched.tests_finished
+    controller.outcomes["a"] = "passed"
+    sched.mark_test_complete(worker, sched.index["a"])  # the late completion changes nothing
+    assert running(sched)[str(worker)] == "b"
+    complete(sched, controller, "b")
+    complete(sched, controller, "c")
+    assert sched.tests_finished
+
+
+def test_the_run_ends_only_after_the_last_reports_arrived() -> None:
+    sched, controller, (w0,), _ = make({"a": []}, workers=1)
+    sched.passed_early(w0, "a")
+    assert not sched.running and not sched.tests_finished
+    controller.outcomes["a"] = "passed"
+    sched.mark_test_complete(w0, sched.index["a"])
+    assert sched.tests_finished
+
+
+def test_an_idle_worker_is_preferred_over_one_still_reporting() -> None:
+    sched, _, _, _ = make({"a": [], "b": ["a"]}, workers=3)
+    worker = node_of(sched, "a")
+    sched.passed_early(worker, "a")
+    assert node_of(sched, "b") is not worker
+    assert worker.sent == [[sched.index["a"], sched.index[TICK]]]
+
+
+def test_a_stale_or_repeated_early_pass_is_ignored() -> None:
+    sched, _, (w0, w1), _ = make({"a": [], "b": [], "c": ["a"]})
+    a_node = node_of(sched, "a")
+    other = w1 if a_node is w0 else w0
+    sched.passed_early(other, "a")  # not where a runs
+    assert "c" not in running(sched).values()
+    sched.passed_early(a_node, "a")
+    sched.passed_early(a_node, "a")
+    assert list(running(sched).values()).count("c") == 1
+
+
+def test_a_worker_lost_while_reporting_does_not_hang_the_run() -> None:
+    sched, _, _, _ = make({"a": []}, workers=2)
+    worker = node_of(sched, "a")
+    sched.passed_early(worker, "a")
+    assert sched.remove_node(worker) is None  # nothing was running on it
+    assert sched.tests_finished
+
+
+def test_a_worker_still_collecting_does_not_hold_up_the_others() -> None:
+    # xdist adds a worker when it is ready and hands over its collection later; meanwhile
+    # the workers that have collected go on taking jobs.
+    sched, controller, _, collection = make({"a": [], "b": ["a"]}, workers=1)
+    late = FakeNode("gw1")
+    sched.add_node(late)
+    assert not sched.collection_is_completed
+    complete(sched, controller, "a")
+    assert running(sched) == {"gw0": "b"}
+    assert late.sent == []
+    sched.add_node_collection(late, collection)
+    complete(sched, controller, "b")
+    assert sched.tests_finished

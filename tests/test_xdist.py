@@ -321,3 +321,38 @@ def test_module_fixtures_are_not_rebuilt_under_xdist(pytester: pytest.Pytester, 
     )
     run(pytester, "-n", "1").assert_outcomes(passed=4)
     assert (pytester.path / "teardown.log").read_text() == "module teardown\n"
+
+
+def test_a_dependent_starts_while_the_controller_is_busy_with_reports(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    # The worker says "passed" as soon as the need's call phase passed: the dependent does
+    # not wait for the controller to work through the need's reports. Here the controller
+    # is made to take 1.5 s over the need's call report; the dependent starts meanwhile.
+    pytester.makeconftest(
+        """
+        import time
+
+        def pytest_configure(config):
+            global ON_WORKER
+            ON_WORKER = hasattr(config, "workerinput")
+
+        def pytest_runtest_logreport(report):
+            if ON_WORKER or report.when != "call":
+                return
+            if report.nodeid.endswith("::need"):
+                with open("controller.log", "a") as f:
+                    f.write(f"busy {time.time()}\\n")
+                time.sleep(1.5)
+                with open("controller.log", "a") as f:
+                    f.write(f"done {time.time()}\\n")
+        """
+    )
+    job("need", timed())
+    job("dependent", timed(), needs='["need"]')
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=2)
+    busy, done = (float(line.split()[1]) for line in (pytester.path / "controller.log").read_text().splitlines())
+    spans = intervals(pytester)
+    assert spans["need"][1] <= spans["dependent"][0]
+    assert busy < spans["dependent"][0] < done
