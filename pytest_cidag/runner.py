@@ -12,8 +12,10 @@ also works for nested runs, since a nested job adds its own tag and keeps its pa
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -218,6 +220,41 @@ def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRA
     return count
 
 
+#: poll() takes its timeout in milliseconds as a C int.
+_MAX_POLL_MS = 2**31 - 1
+
+
+def wait_for_exit(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+    """``proc.wait(timeout)`` without polling: the returncode, or ``TimeoutExpired``.
+
+    Given a timeout, subprocess's wait sleeps in a loop, up to 50 ms a turn: a job that has
+    a timeout would be noticed up to 50 ms after it ended, on every dependency hop. A pidfd
+    becomes readable the moment the process exits. Without pidfds (not Linux, or a kernel
+    before 5.3) this falls back to subprocess's own loop.
+    """
+    if timeout is None or proc.returncode is not None:
+        return proc.wait(timeout)
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return proc.wait(timeout)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if proc.poll() is not None:  # it ended right at the deadline
+                    return proc.returncode
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            if poller.poll(min(math.ceil(remaining * 1000), _MAX_POLL_MS)):
+                break
+    finally:
+        os.close(fd)
+    return proc.wait()
+
+
 def resolve_env_shebang(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
     """``/usr/bin/env NAME ARGS...`` as ``/dir/of/NAME ARGS...``: the program env would run.
 
@@ -329,7 +366,7 @@ class JobProcess:
                 while True:
                     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                     try:
-                        proc.wait(timeout=remaining)
+                        wait_for_exit(proc, remaining)
                         with self._lock:
                             # from here on the job has ended by itself: a late abort (fast-fail
                             # elsewhere) must not turn its result into "cancelled"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cidag.runner import JobProcess, read_for_report, resolve_env_shebang, tail
+from pytest_cidag.runner import JobProcess, read_for_report, resolve_env_shebang, tail, wait_for_exit
 from tests.helpers import alive, read_pids
 
 
@@ -169,3 +170,35 @@ def test_env_shebang_is_resolved_on_the_jobs_path(tmp_path: Path) -> None:
     proc = JobProcess(["/usr/bin/env", "mytool", str(script)], log_path=tmp_path / "job.log", cwd=tmp_path, env=env)
     assert proc.run().returncode == 0
     assert (tmp_path / "job.log").read_text() == f"mytool ran {script}\n"
+
+
+def test_waiting_for_a_job_with_a_timeout_does_not_poll(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # subprocess's wait(timeout) sleeps in a loop (up to 50 ms a turn), so a job with a
+    # timeout would be noticed up to 50 ms after it ended, on every dependency hop. The
+    # runner waits on a pidfd instead: no sleep at all while a job runs and ends.
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def recording_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", recording_sleep)
+    _, result = run(tmp_path, "sleep 0.3; echo done\n", timeout=60)
+    assert result.returncode == 0 and not result.timed_out  # type: ignore[attr-defined]
+    assert sleeps == []
+    _, result = run(tmp_path, "sleep 5\n", timeout=0.2)
+    assert result.timed_out  # type: ignore[attr-defined]
+
+
+def test_wait_for_exit_has_subprocess_semantics(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["sleep", "5"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            wait_for_exit(proc, 0.05)
+        with pytest.raises(subprocess.TimeoutExpired):
+            wait_for_exit(proc, 0)
+    finally:
+        proc.kill()
+    assert wait_for_exit(proc, 10**7) == -9  # beyond poll()'s range: still fine
+    assert wait_for_exit(proc, None) == -9  # already reaped
