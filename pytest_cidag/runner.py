@@ -245,8 +245,9 @@ def wait_for_exit(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                if proc.poll() is not None:  # it ended right at the deadline
-                    return proc.returncode
+                code = proc.poll()
+                if code is not None:  # it ended right at the deadline
+                    return code
                 raise subprocess.TimeoutExpired(proc.args, timeout)
             if poller.poll(min(math.ceil(remaining * 1000), _MAX_POLL_MS)):
                 break
