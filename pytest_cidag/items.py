@@ -6,7 +6,9 @@ import contextlib
 import fnmatch
 import json
 import os
+import stat
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,13 +77,23 @@ class JobFile(pytest.Collector):
 
     def collect(self) -> Iterator[JobItem]:
         try:
-            spec = parse_file(self.path)
+            # stat before reading: a change after this point shows as a different stat
+            seen = _stat_key(self.path.stat())
+            data = self.path.read_bytes()
+            spec = parse_text(data.decode("utf-8", errors="replace"), self.path)
         except JobSpecError as exc:
             raise self.CollectError(shown_path(exc.path, self.config) + f":{exc.line}: {exc.message}") from None
         except OSError as exc:
             raise self.CollectError(f"{shown_path(self.path, self.config)}: cannot read the job file: {exc}") from None
+        # What the run-time check may take for granted while the file's stat is unchanged:
+        # it is a non-blank job file with this block, run by this argv. Not for a file changed
+        # in the last second: file times tick coarsely (a few ms), so a change right after
+        # the stat above could keep the same times ("racy git"); such a file is read again.
+        recent = max(seen[3], seen[4]) > time.time_ns() - RACY_NS
+        checked = (seen, command_for(self.path, data)) if data.strip() and not recent else None
         for leg in spec.legs():
             item = JobItem.from_parent(self, name=leg.id, leg=leg)
+            item.checked = checked
             _apply_markers(item, spec)
             yield item
 
@@ -157,6 +169,8 @@ class JobItem(pytest.Item):
         super().__init__(**kwargs)
         self.leg = leg
         self.spec = leg.spec
+        #: (the file's stat key, its argv) as collected, or None to check the file in full
+        self.checked: tuple[tuple[int, ...], list[str]] | None = None
 
     @property
     def job_id(self) -> str:
@@ -185,10 +199,9 @@ class JobItem(pytest.Item):
         cwd = rootpath / self.spec.cwd if self.spec.cwd else rootpath
         log_path = run_dir / f"{self.job_id}.log"
         output_path = run_dir / f"{self.job_id}.outputs"
-        self._check_file_unchanged()
-        argv = command_for(self.path)
+        argv = self._check_file_unchanged()
         shown = display_command([*argv[:-1], shown_path(self.path, self.config)])
-        if not cwd.is_dir():
+        if self.spec.cwd and not cwd.is_dir():
             raise JobFailed(f"the job's cwd {self.spec.cwd!r} is not a directory under the rootdir", None, [])
         output_path.unlink(missing_ok=True)  # a reused --cidag-run-dir must not leak old outputs
         env = dict(os.environ)
@@ -256,12 +269,22 @@ class JobItem(pytest.Item):
             where = f"{shown_path(exc.path, self.config)}:{exc.line}"
             raise JobFailed(f"malformed output at {where}: {exc.message}", result, details) from None
 
-    def _check_file_unchanged(self) -> None:
-        """The file must still be a non-empty job file with the metadata it was collected with."""
+    def _check_file_unchanged(self) -> list[str]:
+        """The file must still be a non-empty job file with the metadata it was collected with.
+
+        Returns the argv that runs it. While the file's stat (inode, size, mtime, ctime) is
+        what it was at collection, it is not read again: one ``stat`` per job.
+        """
         shown = shown_path(self.path, self.config)
-        if not self.path.exists():
+        try:
+            st = self.path.stat()
+        except OSError:
+            st = None
+        if st is not None and self.checked is not None and _stat_key(st) == self.checked[0]:
+            return list(self.checked[1])
+        if st is None:
             raise JobFailed(f"the job file {shown} is gone (removed after collection)", None, [])
-        if not self.path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             raise JobFailed(f"the job file {shown} is not a file any more", None, [])
         try:
             text = self.path.read_bytes()
@@ -280,6 +303,7 @@ class JobItem(pytest.Item):
                 None,
                 [],
             )
+        return command_for(self.path, text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if not isinstance(excinfo.value, JobFailed):
@@ -330,6 +354,14 @@ def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobRes
     )
     with contextlib.suppress(OSError), open(run_dir / "timings.jsonl", "a") as f:
         f.write(line + "\n")
+
+
+#: A job file whose mtime or ctime is this recent (ns) at collection is read again at run time.
+RACY_NS = 1_000_000_000
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def shown_path(path: Path, config: pytest.Config) -> str:

@@ -377,25 +377,28 @@ def _tomlish(v: object) -> str:
 # --- how to run a job file --------------------------------------------------------------
 
 
-def read_shebang(path: Path) -> str | None:
-    """The interpreter line of ``path`` without ``#!``, or ``None``."""
-    try:
-        with path.open("rb") as f:
-            head = f.readline(4096)
-    except OSError:
-        return None
+def read_shebang(path: Path, data: bytes | None = None) -> str | None:
+    """The interpreter line of ``path`` (or of its contents ``data``) without ``#!``, or ``None``."""
+    if data is not None:
+        head = data[:4096].split(b"\n", 1)[0]
+    else:
+        try:
+            with path.open("rb") as f:
+                head = f.readline(4096)
+        except OSError:
+            return None
     if not head.startswith(b"#!"):
         return None
     return head[2:].decode("utf-8", errors="replace").strip() or None
 
 
-def command_for(path: Path) -> list[str]:
+def command_for(path: Path, data: bytes | None = None) -> list[str]:
     """The argv that runs ``path`` as the kernel would through its shebang.
 
     Like ``execve``, everything after the interpreter is one optional argument. A file
     without a shebang runs with bash (only ``*.sh`` files are jobs without one).
     """
-    shebang = read_shebang(path)
+    shebang = read_shebang(path, data)
     if shebang is None:
         return ["bash", str(path)]
     parts = shebang.split(None, 1)

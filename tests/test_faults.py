@@ -266,3 +266,27 @@ def test_signal_while_leftovers_get_their_grace(pytester: pytest.Pytester, job: 
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert [p for p in read_pids(pids_file) if alive(p)] == []
+
+
+def test_an_old_job_file_changed_in_place_after_collection_is_caught(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # A job file unchanged since collection is not read again (one stat per job); the stat
+    # includes ctime, which no edit can keep, so even a same-size edit that restores the
+    # mtime is caught. Files changed in the last second are always read again (coarse file
+    # times), so this file must be older than that.
+    path = job("target", "echo original", timeout="30")
+    job("bystander", "echo unaffected")
+    time.sleep(1.1)
+    pytester.makeconftest(
+        f"""
+        import os, pathlib
+        def pytest_collection_finish(session):
+            p = pathlib.Path({str(path)!r})
+            before = p.stat()
+            p.write_text(p.read_text().replace("timeout = 30", "timeout = 50"))
+            os.utime(p, ns=(before.st_atime_ns, before.st_mtime_ns))
+            assert p.stat().st_size == before.st_size
+        """
+    )
+    result = pytester.runpytest("-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["job 'target' failed: the job file cijobs/target.sh changed since collection*"])
