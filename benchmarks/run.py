@@ -4,7 +4,8 @@
     python benchmarks/run.py --quick         # one repetition
     python benchmarks/run.py --workloads buckaroo chain --jobs 4
 
-Every tool runs the same generated bash scripts; each script appends its start and end
+Every tool runs the same generated bash scripts (each declares a timeout, as real CI jobs
+do; only pytest-cidag enforces it); each script appends its start and end
 (bash's $EPOCHREALTIME, no extra process) to one file, so the DAG makespan (first start to last
 end) and the latency per dependency hop are measured the same way for every tool. The
 end-to-end wall time includes each tool's start-up; pytest-cidag's fixed start-up (collection,
@@ -112,7 +113,7 @@ def write_project(root: Path, jobs: list[Job]) -> None:
         sleep = f"sleep {job.seconds:.3f}\n" if job.seconds > 0 else ""
         (jobdir / f"{job.name}.sh").write_text(
             "#!/usr/bin/env bash\n"
-            f"# /// cidag\n# needs = [{needs}]\n# ///\n"
+            f"# /// cidag\n# needs = [{needs}]\n# timeout = 600\n# ///\n"
             f'echo "{job.name} start $EPOCHREALTIME" >> "$BENCH_TIMES"\n'
             f"{sleep}"
             f'echo "{job.name} end $EPOCHREALTIME" >> "$BENCH_TIMES"\n'
