@@ -85,6 +85,7 @@ class WorkerSide:
         self.lock = threading.Lock()
         self.aborted: str | None = None
         self.job_keys: frozenset[str] = frozenset()
+        self.call_passed: str | None = None
         channel.setcallback(self._receive)
 
     def _receive(self, message: Any) -> None:
@@ -171,14 +172,20 @@ class WorkerSide:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # tryfirst: ahead of xdist, which serializes the report and sends it. The report is
-        # final here (every makereport hook has had its say); a job whose call phase passed
-        # counts as passed for its dependents now, so the controller can start them while
-        # this worker still sends the reports (Python tests wait for their teardown: a
-        # fixture's finalizer may still fail them).
-        if self.tick is not None and report.when == "call" and report.passed and report.nodeid in self.job_keys:
-            with contextlib.suppress(Exception):  # the controller is gone: nothing to speed up
-                self.channel.send({"passed": report.nodeid})
+        # tryfirst: ahead of xdist, which serializes the report and sends it; the report is
+        # final here (every makereport hook has had its say). A job whose call and teardown
+        # passed has passed, as in a run without xdist: say so now, so the controller starts
+        # its dependents while this worker still sends the reports and the controller works
+        # through them. (Python tests take the usual way.)
+        if self.tick is None or report.nodeid not in self.job_keys:
+            return
+        if report.when == "call":
+            self.call_passed = report.nodeid if report.passed else None
+        elif report.when == "teardown":
+            if report.passed and self.call_passed == report.nodeid:
+                with contextlib.suppress(Exception):  # the controller is gone: nothing to speed up
+                    self.channel.send({"passed": report.nodeid})
+            self.call_passed = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:

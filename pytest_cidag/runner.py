@@ -249,7 +249,8 @@ def wait_for_exit(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
                 if code is not None:  # it ended right at the deadline
                     return code
                 raise subprocess.TimeoutExpired(proc.args, timeout)
-            if poller.poll(min(math.ceil(remaining * 1000), _MAX_POLL_MS)):
+            ms = _MAX_POLL_MS if remaining * 1000 >= _MAX_POLL_MS else math.ceil(remaining * 1000)
+            if poller.poll(ms):  # math.ceil(inf) would raise: --timeout=inf is allowed
                 break
     finally:
         os.close(fd)
@@ -262,8 +263,8 @@ def resolve_env_shebang(argv: Sequence[str], env: Mapping[str, str]) -> list[str
     env finds NAME on the job's PATH and execs it; doing the lookup here saves that extra
     exec, about 1 ms per job (make and ninja run ``bash job.sh`` and do not pay it). Anything
     env would treat differently is left to env: options, assignments, a name it cannot find
-    (so the job's log shows env's own error) and relative PATH entries (env searches them
-    from the job's cwd).
+    (so the job's log shows env's own error), relative PATH entries (env searches them from
+    the job's cwd), and a program execve would refuse (env runs it through /bin/sh).
     """
     argv = list(argv)
     if len(argv) < 2 or not argv[0].startswith("/") or Path(argv[0]).name != "env":
@@ -275,7 +276,23 @@ def resolve_env_shebang(argv: Sequence[str], env: Mapping[str, str]) -> list[str
     if any(not entry.startswith("/") for entry in path.split(os.pathsep)):
         return argv
     found = shutil.which(name, path=path)
-    return argv if found is None else [found, *argv[2:]]
+    if found is None or not _execs_directly(found):
+        return argv
+    return [found, *argv[2:]]
+
+
+def _execs_directly(path: str) -> bool:
+    """True for an ELF binary or a script with a shebang: what execve runs as it is.
+
+    env runs anything else (an executable shell script without ``#!``) through /bin/sh
+    when execve refuses it; that is left to env.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head == b"\x7fELF" or head.startswith(b"#!")
 
 
 # --- running --------------------------------------------------------------------------------

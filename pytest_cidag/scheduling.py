@@ -14,11 +14,12 @@ Two xdist facts shape it (see the project's notes on xdist):
   no-op "tick" item; the tick's completion arrives one dispatch late and is ignored.
 * The controller never collects: the graph arrives from the workers over a side channel.
 
-A worker also says over that channel when a job's call phase passed (:meth:`passed_early`),
-before pytest makes and sends the job's reports: its dependents are dispatched from the
-channel's thread at once, instead of after the controller has worked through the reports
-and xdist's completion event (about 1-2 ms per dependency hop, more when the controller is
-busy with another worker's reports). Hence the lock around every entry point.
+A worker also says over that channel when a job has passed (:meth:`passed_early`: its
+setup, call and teardown passed), before xdist sends its last reports: its dependents are
+dispatched from the channel's thread at once, instead of after the controller has worked
+through the reports and xdist's completion event (about 1-2 ms per dependency hop, more when
+the controller is busy with another worker's reports). Hence the lock around every entry
+point. Crashes are settled (and blocked jobs reported) only from xdist's own loop.
 """
 
 from __future__ import annotations
@@ -230,13 +231,14 @@ class DagScheduling:
         if self.running.get(node) == key:
             del self.running[node]
         self.reporting.pop(key, None)
-        if key not in self.done:  # else it passed early
+        if key not in self.done:  # else it passed early (passed_early)
             self._finish(key)
         self.schedule()
 
     @_locked
     def passed_early(self, node: Any, key: str) -> None:
-        """The worker ``node`` says ``key``'s call phase passed; its reports are on the way.
+        """The worker ``node`` says ``key`` passed (setup, call and teardown); its reports
+        and xdist's completion event are on the way.
 
         ``key`` counts as passed for its dependents from now on, and ``node`` may be given
         the next job (it runs it once it has sent the reports). Ignored unless ``key`` is
@@ -247,8 +249,8 @@ class DagScheduling:
         del self.running[node]
         self.passed.add(key)
         self.reporting[key] = node
-        self._finish(key)
-        self.schedule()
+        self._finish(key)  # a pass: releases dependents, never reports anything
+        self._dispatch()
 
     def mark_test_pending(self, item: str) -> None:
         if self.mode == "fallback":
@@ -272,9 +274,21 @@ class DagScheduling:
         if self.mode == "error":
             return None
         self.node2collection.pop(node, None)
-        for early in [k for k, n in self.reporting.items() if n is node]:
-            del self.reporting[early]  # its completion event will not come
         key = self.running.pop(node, None)
+        early = [k for k, n in self.reporting.items() if n is node]
+        if early:
+            # The worker died while still sending the reports of a job that had passed: that
+            # is the job it crashed in (xdist reports it so), though dependents may run
+            # already. What was sent to it next never started: it goes back to wait.
+            for k in early:
+                del self.reporting[k]
+            crashed = early[0]
+            self.passed.discard(crashed)  # from now on its outcome is xdist's crash report
+            if key is not None:
+                self._requeue(key, crashed)
+            self.controller.node_crashed(node)
+            self._unsettled.append(crashed)
+            return crashed
         if key is None:
             return None
         # The worker died while running ``key``: xdist reports it as a crash right after
@@ -292,8 +306,16 @@ class DagScheduling:
             return
         # Not "all collections are in": a worker that has collected takes work at once, even
         # while another one still starts up (or its collection waits in xdist's queue).
+        # Crashes are settled here only, in xdist's loop: after xdist reported them, and
+        # never from the side channel's thread (settling may report blocked jobs).
         while self._unsettled:
             self._finish(self._unsettled.pop(0))
+        self._dispatch()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Send the best ready keys to idle workers."""
         if self.stopped is not None:
             return
         idle = [n for n in self._nodes if n in self.node2collection and n not in self.running]
@@ -310,8 +332,6 @@ class DagScheduling:
                 self.held[res] = key
             self.log("dispatch", key, "to", node)
             node.send_runtest_some([self.index[key], self.tick_index])
-
-    # --- internals ----------------------------------------------------------------------
 
     def _become_fallback(self) -> None:
         self.mode = "fallback"
@@ -331,6 +351,20 @@ class DagScheduling:
                 self.waiting.add(key)
             else:
                 heapq.heappush(self.ready, (self._priority[key], key))
+
+    def _requeue(self, key: str, crashed: str) -> None:
+        """``key`` was sent to a worker that died before starting it: undo the dispatch.
+
+        Downstream of ``crashed`` it waits (settling the crash blocks it); else it is ready.
+        """
+        assert self.plan is not None
+        for res in self._resources(key):
+            if self.held.get(res) == key:
+                del self.held[res]
+        if key in self.plan.graph.downstream([crashed]):
+            self.waiting.add(key)
+        else:
+            heapq.heappush(self.ready, (self._priority[key], key))
 
     def _needs(self, key: str) -> list[str]:
         assert self.plan is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import subprocess
 import sys
@@ -140,15 +141,21 @@ def test_processes_forked_while_the_job_ends_are_killed(tmp_path: Path) -> None:
         assert [p for p in pids if alive(p)] == [], f"{len(pids)} started"
 
 
+def tool_on_path(tmp_path: Path, name: str, text: str) -> tuple[Path, dict[str, str]]:
+    """An executable ``name`` in a directory of its own, and an environment with it first on PATH."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    tool = tools / name
+    tool.write_text(text)
+    tool.chmod(0o755)
+    return tool, {"PATH": f"{tools}:/usr/bin:/bin"}
+
+
 def test_env_shebang_is_resolved_on_the_jobs_path(tmp_path: Path) -> None:
     # ``#!/usr/bin/env NAME`` costs an extra exec per job (~1 ms, paid by no other tool that
     # runs ``bash job.sh``): the runner looks NAME up itself, on the job's PATH as env would.
-    tools = tmp_path / "tools"
-    tools.mkdir()
-    tool = tools / "mytool"
-    tool.write_text('#!/bin/sh\necho "mytool ran $1"\n')
-    tool.chmod(0o755)
-    env = {"PATH": f"{tools}:/usr/bin:/bin"}
+    tool, env = tool_on_path(tmp_path, "mytool", '#!/bin/sh\necho "mytool ran $1"\n')
+    tools = tool.parent
     assert resolve_env_shebang(["/usr/bin/env", "mytool", "job"], env) == [str(tool), "job"]
     assert resolve_env_shebang(["/usr/bin/env", "mytool", "job"], {"PATH": "/usr/bin:/bin"}) == [
         "/usr/bin/env",
@@ -202,3 +209,19 @@ def test_wait_for_exit_has_subprocess_semantics(tmp_path: Path) -> None:
         proc.kill()
     assert wait_for_exit(proc, 10**7) == -9  # beyond poll()'s range: still fine
     assert wait_for_exit(proc, None) == -9  # already reaped
+
+
+def test_env_shebang_leaves_what_only_env_can_run_to_env(tmp_path: Path) -> None:
+    # An executable without '#!' is run by env (execvp) through /bin/sh; execve refuses it.
+    _, env = tool_on_path(tmp_path, "plain", 'echo "plain ran $1"\n')
+    argv = ["/usr/bin/env", "plain", "job"]
+    assert resolve_env_shebang(argv, env) == argv
+    proc = JobProcess(argv, log_path=tmp_path / "job.log", cwd=tmp_path, env=env)
+    assert proc.run().returncode == 0
+    assert (tmp_path / "job.log").read_text() == "plain ran job\n"
+
+
+def test_an_infinite_timeout_is_no_timeout(tmp_path: Path) -> None:
+    _, result = run(tmp_path, "echo ok\n", timeout=math.inf)
+    assert result.returncode == 0 and not result.timed_out  # type: ignore[attr-defined]
+    assert (tmp_path / "job.log").read_text() == "ok\n"

@@ -253,7 +253,7 @@ def node_of(sched: DagScheduling, key: str) -> Any:
 
 
 def test_a_passed_job_releases_its_dependents_before_its_reports_arrive() -> None:
-    # The worker says "passed" as soon as the job's call phase passed; its reports (and
+    # The worker says "passed" as soon as the job's teardown passed; its reports (and
     # xdist's completion event) follow while the dependent already runs.
     sched, controller, _, _ = make({"a": [], "b": ["a"], "c": []})
     worker = node_of(sched, "a")
@@ -297,12 +297,50 @@ def test_a_stale_or_repeated_early_pass_is_ignored() -> None:
     assert list(running(sched).values()).count("c") == 1
 
 
-def test_a_worker_lost_while_reporting_does_not_hang_the_run() -> None:
-    sched, _, _, _ = make({"a": []}, workers=2)
+def test_a_worker_lost_while_reporting_is_that_jobs_crash() -> None:
+    # Nothing else was sent to it: the job it was reporting is the one xdist reports crashed.
+    sched, controller, _, _ = make({"a": [], "z": []}, workers=2)
     worker = node_of(sched, "a")
     sched.passed_early(worker, "a")
-    assert sched.remove_node(worker) is None  # nothing was running on it
+    assert sched.remove_node(worker) == "a"
+    assert controller.crashed == [worker]
+    controller.outcomes["a"] = "crashed"
+    sched.schedule()
+    assert sched.failures == 1
+    complete(sched, controller, "z")
     assert sched.tests_finished
+
+
+def test_a_job_sent_to_a_worker_that_died_reporting_never_started() -> None:
+    # b (needs a) and c were sent to the worker that then died sending a's reports: a is the
+    # crash; b is blocked by it; c goes to another worker.
+    edges = {"a": [], "b": ["a"], "c": [], "long": []}
+    sched, controller, _, collection = make(edges, durations={"long": 9, "a": 5, "c": 1, "b": 1}, workers=2)
+    worker = node_of(sched, "a")
+    sched.passed_early(worker, "a")
+    assert running(sched)[str(worker)] == "b"
+    assert sched.remove_node(worker) == "a"
+    controller.outcomes["a"] = "crashed"  # xdist's crash report
+    replacement = FakeNode("gw9")
+    sched.add_node(replacement)
+    sched.add_node_collection(replacement, collection)
+    sched.schedule()
+    assert controller.blocked == ["b"]
+    assert running(sched)["gw9"] == "c"
+    assert not sched.held
+
+
+def test_crashes_are_settled_only_in_xdists_loop() -> None:
+    # Settling a crash reports blocked jobs through pytest hooks: never from the side
+    # channel's thread, where passed_early runs.
+    sched, controller, _, _ = make({"x": [], "y": ["x"], "a": []}, durations={"x": 2, "a": 1}, workers=2)
+    x_node = node_of(sched, "x")
+    assert sched.remove_node(x_node) == "x"
+    controller.outcomes["x"] = "crashed"
+    sched.passed_early(node_of(sched, "a"), "a")
+    assert controller.blocked == []
+    sched.schedule()
+    assert controller.blocked == ["y"]
 
 
 def test_a_worker_still_collecting_does_not_hold_up_the_others() -> None:

@@ -326,7 +326,7 @@ def test_module_fixtures_are_not_rebuilt_under_xdist(pytester: pytest.Pytester, 
 def test_a_dependent_starts_while_the_controller_is_busy_with_reports(
     pytester: pytest.Pytester, job: JobWriter
 ) -> None:
-    # The worker says "passed" as soon as the need's call phase passed: the dependent does
+    # The worker says "passed" as soon as the need has passed: the dependent does
     # not wait for the controller to work through the need's reports. Here the controller
     # is made to take 1.5 s over the need's call report; the dependent starts meanwhile.
     pytester.makeconftest(
@@ -356,3 +356,28 @@ def test_a_dependent_starts_while_the_controller_is_busy_with_reports(
     spans = intervals(pytester)
     assert spans["need"][1] <= spans["dependent"][0]
     assert busy < spans["dependent"][0] < done
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_a_job_whose_teardown_fails_holds_back_its_dependents(
+    pytester: pytest.Pytester, job: JobWriter, n: str
+) -> None:
+    # A job has passed only when its teardown has: under xdist as without it, and -x counts it.
+    pytester.makeconftest(
+        """
+        def pytest_runtest_teardown(item):
+            if item.name == "a":
+                raise RuntimeError("teardown of a broke")
+        """
+    )
+    job("a", timed())
+    job("b", timed(), needs='["a"]')
+    job("c", timed(), needs='["b"]')
+    job("other", timed(sleep=0.5))
+    result = run(pytester, "-n", n, "-rs")
+    result.assert_outcomes(passed=2, errors=1, skipped=2)
+    result.stdout.fnmatch_lines(["*b*upstream job 'a' errored*"])
+    assert set(intervals(pytester)) == {"a", "other"}
+    result = run(pytester, "-n", n, "-x")
+    assert result.ret == 1
+    assert "b" not in intervals(pytester)
