@@ -12,6 +12,7 @@ also works for nested runs, since a nested job adds its own tag and keeps its pa
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import secrets
@@ -133,7 +134,7 @@ def tagged_processes(pgid: int | None, variable: str, since: int | None = None) 
     that pid (``pgid``) to the last pid the kernel handed out, so /proc entries outside it are
     not read at all, and the environment of none older than ``since`` is read.
     """
-    if not Path("/proc/self").is_dir():
+    if not _have_proc():
         return _job_processes_no_proc(pgid)
     needle = b"\0" + f"{variable}=".encode()
     me = os.getpid()
@@ -161,6 +162,12 @@ def tagged_processes(pgid: int | None, variable: str, since: int | None = None) 
         if in_group or ((since is None or st[2] >= since) and _has_tag(pid, needle)):
             found.append(pid)
     return found
+
+
+@functools.cache
+def _have_proc() -> bool:
+    # Once per process: the first /proc lookup after a job slept costs ~0.2 ms here.
+    return Path("/proc/self").is_dir()
 
 
 def _job_processes_no_proc(pgid: int | None) -> list[int]:
