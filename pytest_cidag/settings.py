@@ -13,10 +13,6 @@ RUNS_DIR = Path(".cidag") / "runs"
 LATEST = "latest"
 
 
-#: Run directories this process has made sure of.
-_ENSURED: set[Path] = set()
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything the plugin needs, resolved once in ``pytest_configure``."""
@@ -33,12 +29,8 @@ class Settings:
     testcases: str | None = None  # --cidag-testcases, handed to every job
 
     def ensure_run_dir(self) -> Path:
-        """Create the run directory (idempotent, safe across xdist workers).
-
-        Checked once per process; should it vanish mid-run, the runner creates it again.
-        """
-        if self.run_dir in _ENSURED or self.run_dir.is_dir():
-            _ENSURED.add(self.run_dir)
+        """Create the run directory (idempotent, safe across xdist workers)."""
+        if self.run_dir.is_dir():
             return self.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.default_run_dir:
