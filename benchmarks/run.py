@@ -152,18 +152,29 @@ def read_times(path: Path, jobs: list[Job]) -> Measure:
     if missing:
         raise RuntimeError(f"jobs did not finish: {missing[:5]}")
     hops = [start[j.name] - max(end[n] for n in j.needs) for j in jobs if j.needs]
-    measure = Measure(0.0, max(end.values()) - min(start.values()), statistics.median(hops) if hops else None)
-    timings = path.parent / ".cidag" / "runs" / "latest" / "timings.jsonl"
-    if timings.exists():
-        first: dict[str, float] = {}
-        for line in timings.read_text().splitlines():
-            record = json.loads(line)
-            ts = start.get(record["job"])
-            if ts is not None:
-                first[record["worker"]] = min(ts, first.get(record["worker"], ts))
-        t0 = min(start.values())
-        measure.slots = sorted(ts - t0 for ts in first.values())
-    return measure
+    return Measure(0.0, max(end.values()) - min(start.values()), statistics.median(hops) if hops else None)
+
+
+def worker_starts(root: Path, times: Path) -> list[float]:
+    """When each xdist worker started its first job, seconds after the first job started.
+
+    Joins pytest-cidag's own timing records (which worker ran which job) with the start
+    times the scripts wrote.
+    """
+    start: dict[str, float] = {}
+    for line in times.read_text().splitlines():
+        name, what, stamp = line.split()
+        if what == "start":
+            start[name] = float(stamp)
+    first: dict[str, float] = {}
+    timings = root / ".cidag" / "runs" / "latest" / "timings.jsonl"
+    for line in timings.read_text().splitlines():
+        record = json.loads(line)
+        ts = start.get(record["job"])
+        if ts is not None:
+            first[record["worker"]] = min(ts, first.get(record["worker"], ts))
+    t0 = min(start.values())
+    return sorted(ts - t0 for ts in first.values())
 
 
 def run_tool(tool: str, root: Path, jobs: list[Job], n: int) -> Measure:
@@ -188,6 +199,8 @@ def run_tool(tool: str, root: Path, jobs: list[Job], n: int) -> Measure:
         raise RuntimeError(f"{tool} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     measure = read_times(times, jobs)
     measure.wall = wall
+    if tool == "cidag":
+        measure.slots = worker_starts(root, times)
     return measure
 
 
