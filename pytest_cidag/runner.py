@@ -105,12 +105,15 @@ def start_ticks(pid: int) -> int | None:
 
 
 def _has_tag(pid: int, needle: bytes) -> bool:
+    """``needle`` is ``b"\\0NAME="``: NAME set anywhere in the environment, first included."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read()
     except OSError:
         return False
-    return needle in env
+    # The first variable has no NUL before it; bash passes its environment on in its own
+    # order, so the tag can be first in a job's child.
+    return env.startswith(needle[1:]) or needle in env
 
 
 def job_processes(pgid: int | None, token: str) -> list[int]:

@@ -86,6 +86,20 @@ def test_leftovers_are_killed_after_a_passing_job(tmp_path: Path) -> None:
     assert [p for p in read_pids(tmp_path / "pids") if alive(p)] == []
 
 
+def test_a_daemon_whose_first_variable_is_the_tag_is_killed(tmp_path: Path) -> None:
+    # bash passes its environment on in its own order, so the job's tag can come first in a
+    # child's environment, with no NUL before it. (Seen as a rare fresh-clone CI flake: a
+    # setsid'd daemon survived, depending on the random tag's place in bash's table.)
+    script = (
+        "tag=$(env | grep -o '^CIDAG_TAG_[^=]*')\n"
+        'env -i "$tag=1" PATH="$PATH" setsid sleep 100 & echo $! > pids\n'
+        "sleep 0.2\n"
+    )
+    _, result = run(tmp_path, script)
+    assert result.returncode == 0
+    assert [p for p in read_pids(tmp_path / "pids") if alive(p)] == []
+
+
 def test_abort_from_another_thread(tmp_path: Path) -> None:
     path = tmp_path / "job.sh"
     path.write_text("echo started > started\nsleep 100 & echo $! > pids\nwait\n")
