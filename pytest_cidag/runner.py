@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -129,6 +129,12 @@ def _last_pid() -> int | None:
         return None
 
 
+#: A pid window (see :func:`tagged_processes`) up to this wide is probed pid by pid; a wider
+#: one (a busy machine, a job that forked a lot) is found by listing /proc, which costs about
+#: as much as probing this many pids.
+DIRECT_WINDOW = 64
+
+
 def tagged_processes(pgid: int | None, variable: str, since: int | None = None) -> list[int]:
     """Live (not zombie) processes in process group ``pgid`` or with ``variable`` in their environment.
 
@@ -141,23 +147,10 @@ def tagged_processes(pgid: int | None, variable: str, since: int | None = None) 
         return _job_processes_no_proc(pgid)
     needle = b"\0" + f"{variable}=".encode()
     me = os.getpid()
-    entries = list(os.scandir("/proc"))
-    # Read the last pid handed out *after* listing /proc: every listed process then has a pid
-    # inside the window. Read before, a process forked in between would be listed but fall
-    # outside the window and be skipped (seen once in CI: a daemon survived its job).
-    first = pgid if since is not None else None
-    last = _last_pid() if first is not None else None
     found = []
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
+    for pid in _candidates(pgid if since is not None else None):
         if pid == me:
             continue
-        if first is not None and last is not None:
-            in_window = first <= pid <= last if last >= first else (pid >= first or pid <= last)
-            if not in_window:
-                continue
         st = _proc_stat(pid)
         if st is None or st[0] in ("Z", "X"):
             continue
@@ -165,6 +158,30 @@ def tagged_processes(pgid: int | None, variable: str, since: int | None = None) 
         if in_group or ((since is None or st[2] >= since) and _has_tag(pid, needle)):
             found.append(pid)
     return found
+
+
+def _candidates(first: int | None) -> Iterable[int]:
+    """Pids that may belong to a job whose first process is ``first`` (every pid if None)."""
+    if first is not None:
+        last = _last_pid()
+        if last is not None and 0 <= last - first < DIRECT_WINDOW:
+            # A short window: probe its pids, no listing. A process forked after ``last`` was
+            # read has a parent in the window; found alive, that parent is killed and the
+            # caller looks again. (A listing has the same limit: it cannot show what is
+            # forked after it.)
+            return range(first, last + 1)
+    pids = [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+    if first is None:
+        return pids
+    # Read the last pid handed out *after* listing /proc: every listed process then has a pid
+    # inside the window. Read before, a process forked in between would be listed but fall
+    # outside the window and be skipped (seen once in CI: a daemon survived its job).
+    last = _last_pid()
+    if last is None:
+        return pids
+    if last >= first:
+        return [p for p in pids if first <= p <= last]
+    return [p for p in pids if p >= first or p <= last]  # the pid counter wrapped
 
 
 @functools.cache

@@ -9,12 +9,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pytest_cidag import runner
 from pytest_cidag.runner import TAG_PREFIX, JobProcess, read_for_report, resolve_env_shebang, tail, wait_for_exit
 from tests.helpers import alive, read_pids
+
+
+@pytest.fixture(params=["probe", "list"])
+def pid_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of finding a job's processes: probing the pid window, or listing /proc."""
+    if request.param == "list":
+        monkeypatch.setattr(runner, "DIRECT_WINDOW", 0)
+    return str(request.param)
 
 
 def run(tmp_path: Path, script: str, **kwargs: object) -> tuple[JobProcess, object]:
@@ -58,7 +68,7 @@ def test_signal_is_named(tmp_path: Path) -> None:
     assert result.describe_exit() == "exit code 137 (128 + SIGKILL)"
 
 
-def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
+def test_timeout_kills_the_whole_tree(tmp_path: Path, pid_search: str) -> None:
     """Background children, grandchildren, setsid'd and double-forked daemons: none survive."""
     script = """
     sleep 101 & echo $! >> pids
@@ -79,14 +89,14 @@ def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
     assert "[cidag] job killed: timeout after 1.5s" in (tmp_path / "job.log").read_text()
 
 
-def test_leftovers_are_killed_after_a_passing_job(tmp_path: Path) -> None:
+def test_leftovers_are_killed_after_a_passing_job(tmp_path: Path, pid_search: str) -> None:
     _, result = run(tmp_path, "setsid sleep 100 & echo $! > pids\nsleep 100 & echo $! >> pids\nexit 0\n")
     assert result.returncode == 0
     assert result.leftovers >= 1  # a count for the report; the guarantee is the line below
     assert [p for p in read_pids(tmp_path / "pids") if alive(p)] == []
 
 
-def test_a_daemon_whose_first_variable_is_the_tag_is_killed(tmp_path: Path) -> None:
+def test_a_daemon_whose_first_variable_is_the_tag_is_killed(tmp_path: Path, pid_search: str) -> None:
     # bash passes its environment on in its own order, so the job's tag can come first in a
     # child's environment, with no NUL before it. (Seen as a rare fresh-clone CI flake: a
     # setsid'd daemon survived, depending on the random tag's place in bash's table.)
@@ -95,6 +105,21 @@ def test_a_daemon_whose_first_variable_is_the_tag_is_killed(tmp_path: Path) -> N
     # its own tag by name: when the suite runs as a job, an outer job's tag is there too
     proc.env["OWN_TAG"] = TAG_PREFIX + proc.token
     assert proc.run().returncode == 0
+    assert [p for p in read_pids(tmp_path / "pids") if alive(p)] == []
+
+
+def test_a_short_job_is_cleaned_up_without_listing_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # After a job that started few processes, the pids it may have left are probed one by
+    # one; listing all of /proc is for wide windows only (it was most of the cleanup's cost).
+    scandir = os.scandir
+
+    def no_proc_listing(path: str = ".") -> Iterator[os.DirEntry[str]]:
+        assert path != "/proc", "listed /proc after a job that started two processes"
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", no_proc_listing)
+    _, result = run(tmp_path, "setsid sleep 100 & echo $! > pids\n")
+    assert result.leftovers == 1
     assert [p for p in read_pids(tmp_path / "pids") if alive(p)] == []
 
 
@@ -138,7 +163,7 @@ def test_tail_and_report_text_of_a_big_binary_log(tmp_path: Path) -> None:
     assert len(text) < 4096 + 200
 
 
-def test_processes_forked_while_the_job_ends_are_killed(tmp_path: Path) -> None:
+def test_processes_forked_while_the_job_ends_are_killed(tmp_path: Path, pid_search: str) -> None:
     """A background loop still forking when the job exits: every child is found and killed."""
     for _ in range(5):
         (tmp_path / "pids").unlink(missing_ok=True)
