@@ -352,8 +352,12 @@ def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobRes
             "returncode": result.returncode,
         }
     )
-    with contextlib.suppress(OSError), open(run_dir / "timings.jsonl", "a") as f:
-        f.write(line + "\n")
+    with contextlib.suppress(OSError):
+        fd = os.open(run_dir / "timings.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
 
 #: A job file whose mtime or ctime is this recent (ns) at collection is read again at run time.
