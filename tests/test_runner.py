@@ -118,6 +118,8 @@ def test_a_short_job_is_cleaned_up_without_listing_proc(tmp_path: Path, monkeypa
         return scandir(path)
 
     monkeypatch.setattr(os, "scandir", no_proc_listing)
+    # Wide enough that pids taken meanwhile by other tests' processes keep it a probe.
+    monkeypatch.setattr(runner, "DIRECT_WINDOW", 10_000)
     _, result = run(tmp_path, "setsid sleep 100 & echo $! > pids\n")
     assert result.leftovers == 1
     assert [p for p in read_pids(tmp_path / "pids") if alive(p)] == []
