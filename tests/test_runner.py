@@ -21,9 +21,11 @@ from tests.helpers import alive, read_pids
 
 @pytest.fixture(params=["probe", "list"])
 def pid_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways of finding a job's processes: probing the pid window, or listing /proc."""
-    if request.param == "list":
-        monkeypatch.setattr(runner, "DIRECT_WINDOW", 0)
+    """Both ways of finding a job's processes: probing the pid window, or listing /proc.
+
+    The probe's window is made wide, so pids other tests take meanwhile cannot turn it into
+    a listing."""
+    monkeypatch.setattr(runner, "DIRECT_WINDOW", 10_000 if request.param == "probe" else 0)
     return str(request.param)
 
 
@@ -110,7 +112,7 @@ def test_a_daemon_whose_first_variable_is_the_tag_is_killed(tmp_path: Path, pid_
 
 def test_a_short_job_is_cleaned_up_without_listing_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # After a job that started few processes, the pids it may have left are probed one by
-    # one; listing all of /proc is for wide windows only (it was most of the cleanup's cost).
+    # one; listing all of /proc is for wide windows only.
     scandir = os.scandir
 
     def no_proc_listing(path: str = ".") -> Iterator[os.DirEntry[str]]:
