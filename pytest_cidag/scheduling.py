@@ -219,6 +219,9 @@ class DagScheduling:
             )
         self.node2collection[node] = list(collection)
         self.controller.collected(len(collection) - 1)
+        # xdist calls schedule() only once every worker that said "ready" has collected; a
+        # worker that has collected takes work now, while others still start up.
+        self._dispatch()
 
     @_locked
     def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
@@ -304,8 +307,6 @@ class DagScheduling:
             return
         if self.mode in (None, "error"):
             return
-        # Not "all collections are in": a worker that has collected takes work at once, even
-        # while another one still starts up (or its collection waits in xdist's queue).
         # Crashes are settled here only, in xdist's loop: after xdist reported them, and
         # never from the side channel's thread (settling may report blocked jobs).
         while self._unsettled:

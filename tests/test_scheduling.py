@@ -133,6 +133,24 @@ def test_each_dispatch_is_the_job_then_the_tick() -> None:
     assert not sched.tests_finished
 
 
+def test_a_worker_that_has_collected_takes_work_before_the_others_have() -> None:
+    # xdist calls schedule() only when every ready worker has collected; waiting for that
+    # leaves the first worker idle while the others start up.
+    nodes = [Node(key=k, label=k, needs=(), job=k) for k in ("a", "b")]
+    plan = DagPlan(graph=JobGraph.build(nodes), run_keys=["a", "b"], tick=TICK, durations={}, first=set(), resources={})
+    sched = DagScheduling(FakeController(plan))
+    w0, w1 = FakeNode("gw0"), FakeNode("gw1")
+    sched.add_node(w0)
+    sched.add_node(w1)
+    sched.add_node_collection(w0, ["a", "b", TICK])
+    assert not sched.collection_is_completed
+    assert w0.sent == [[0, 2]] and running(sched) == {"gw0": "a"}
+    assert not sched.tests_finished
+    sched.add_node_collection(w1, ["a", "b", TICK])
+    sched.schedule()
+    assert w1.sent == [[1, 2]]
+
+
 def test_dependents_start_only_after_their_needs_passed() -> None:
     sched, controller, (_w0, _w1), _ = make({"a": [], "b": ["a"], "c": ["a", "d"], "d": []})
     assert running(sched) == {"gw0": "d", "gw1": "a"} or running(sched) == {"gw0": "a", "gw1": "d"}

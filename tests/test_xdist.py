@@ -87,6 +87,39 @@ def test_dispatch_is_immediate(pytester: pytest.Pytester, job: JobWriter) -> Non
     assert spans["last"][1] < spans["long"][1]
 
 
+def test_a_worker_takes_work_while_another_still_starts(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # xdist asks the scheduler to schedule only once every worker that said "ready" has
+    # collected. Worker gw1 here says "ready", then finishes collecting only after the job
+    # has run (or gives up after 15 s): the job must start on gw0 meanwhile.
+    pytester.makeconftest(
+        """
+        import os, time
+
+        def wait_for(path, seconds):
+            deadline = time.monotonic() + seconds
+            while not os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        def pytest_collection_modifyitems(items):  # before the worker hands in its collection
+            if os.environ.get("PYTEST_XDIST_WORKER") == "gw0":
+                # gw1 has said "ready" (at its session start) before gw0 hands in its collection
+                wait_for("gw1-collecting", 15)
+                return
+            with open("gw1-collecting", "w"):
+                pass
+            deadline = time.monotonic() + 15
+            while not os.path.exists("ran") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with open("gw1.log", "w") as f:
+                f.write("job ran first" if os.path.exists("ran") else "gave up")
+        """
+    )
+    job("first", timed("touch ran"))
+    job("second", timed(), needs='["first"]')
+    run(pytester, "-n", "2").assert_outcomes(passed=2)
+    assert (pytester.path / "gw1.log").read_text() == "job ran first"
+
+
 def test_concurrency_limit_and_resources(pytester: pytest.Pytester, job: JobWriter) -> None:
     for i in range(6):
         job(f"free{i}", timed(sleep=0.3))
