@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Strict type checking of the package (settings in pyproject.toml).
+# Strict type checking of the package, its tests and the benchmark (settings in pyproject.toml).
 # /// cidag
 # timeout = 300
 # markers = ["lint"]

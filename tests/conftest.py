@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-import _hypothesis_pytestplugin  # noqa: F401
+import _hypothesis_pytestplugin  # type: ignore[import-untyped]  # noqa: F401
 import hypothesis  # noqa: F401
 import pytest
 

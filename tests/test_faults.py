@@ -46,7 +46,7 @@ def test_daemons_die_with_the_job_however_it_ends(pytester: pytest.Pytester, job
 
 
 def spawn_pytest(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[bytes]:
-    return pytester.popen(
+    proc: subprocess.Popen[bytes] = pytester.popen(
         [
             sys.executable,
             "-m",
@@ -61,6 +61,7 @@ def spawn_pytest(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[byte
         ],
         stdin=subprocess.DEVNULL,
     )
+    return proc
 
 
 def wait_for_pids(path: Path, count: int, proc: subprocess.Popen[bytes]) -> None:
@@ -250,7 +251,10 @@ def test_concurrent_runs_do_not_clobber_each_other(pytester: pytest.Pytester, jo
 
 
 def spawn_pytest_default(pytester: pytest.Pytester) -> subprocess.Popen[bytes]:
-    return pytester.popen([sys.executable, "-m", "pytest", "-p", "no:randomly", "-q"], stdin=subprocess.DEVNULL)
+    proc: subprocess.Popen[bytes] = pytester.popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q"], stdin=subprocess.DEVNULL
+    )
+    return proc
 
 
 def test_signal_while_leftovers_get_their_grace(pytester: pytest.Pytester, job: JobWriter) -> None:

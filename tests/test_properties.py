@@ -140,7 +140,7 @@ def test_random_dags_keep_every_invariant(tmp_path_factory: pytest.TempPathFacto
             assert all(reported.get(n) == "Passed" for n in jobs[name]["needs"])
 
     # never more than N at once
-    limit = dag["workers"] or 1
+    limit = int(dag["workers"] or 1)  # type: ignore[call-overload]
     spans = sorted((ev["start"], ev.get("end", ev["start"] + 0.01)) for ev in events.values())
     for i, (start, _) in enumerate(spans):
         assert sum(1 for s, e in spans[: i + 1] if e > start) <= limit

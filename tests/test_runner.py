@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from pytest_cidag import runner
-from pytest_cidag.runner import TAG_PREFIX, JobProcess, read_for_report, resolve_env_shebang, tail, wait_for_exit
+from pytest_cidag.runner import (
+    TAG_PREFIX,
+    JobProcess,
+    JobResult,
+    read_for_report,
+    resolve_env_shebang,
+    tail,
+    wait_for_exit,
+)
 from tests.helpers import alive, read_pids
 
 
@@ -29,7 +37,7 @@ def pid_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     return str(request.param)
 
 
-def run(tmp_path: Path, script: str, **kwargs: object) -> tuple[JobProcess, object]:
+def run(tmp_path: Path, script: str, **kwargs: object) -> tuple[JobProcess, JobResult]:
     path = tmp_path / "job.sh"
     path.write_text(script)
     proc = JobProcess(["bash", str(path)], log_path=tmp_path / "job.log", cwd=tmp_path, kill_grace=0.5, **kwargs)  # type: ignore[arg-type]
@@ -233,10 +241,10 @@ def test_waiting_for_a_job_with_a_timeout_does_not_poll(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(time, "sleep", recording_sleep)
     _, result = run(tmp_path, "sleep 0.3; echo done\n", timeout=60)
-    assert result.returncode == 0 and not result.timed_out  # type: ignore[attr-defined]
+    assert result.returncode == 0 and not result.timed_out
     assert sleeps == []
     _, result = run(tmp_path, "sleep 5\n", timeout=0.2)
-    assert result.timed_out  # type: ignore[attr-defined]
+    assert result.timed_out
 
 
 def test_wait_for_exit_has_subprocess_semantics(tmp_path: Path) -> None:
@@ -264,5 +272,5 @@ def test_env_shebang_leaves_what_only_env_can_run_to_env(tmp_path: Path) -> None
 
 def test_an_infinite_timeout_is_no_timeout(tmp_path: Path) -> None:
     _, result = run(tmp_path, "echo ok\n", timeout=math.inf)
-    assert result.returncode == 0 and not result.timed_out  # type: ignore[attr-defined]
+    assert result.returncode == 0 and not result.timed_out
     assert (tmp_path / "job.log").read_text() == "ok\n"

@@ -39,9 +39,13 @@ class FakeController:
         self.crashed: list[Any] = []
         self.count = 0
         self.fallback = FakeFallback()
+        self.failed: str | None = None
 
     def plan(self) -> DagPlan | None:
         return self._plan
+
+    def fail(self, message: str) -> None:
+        self.failed = message
 
     def make_fallback(self) -> Any:
         return self.fallback
@@ -120,6 +124,11 @@ def running(sched: DagScheduling) -> dict[str, str]:
     return {str(node): key for node, key in sched.running.items()}
 
 
+def finished(sched: DagScheduling) -> bool:
+    """``sched.tests_finished``, read anew (mypy would keep a property's narrowed value)."""
+    return bool(sched.tests_finished)
+
+
 def complete(sched: DagScheduling, controller: FakeController, key: str, outcome: str = "passed") -> None:
     node = next(n for n, k in sched.running.items() if k == key)
     controller.outcomes[key] = outcome
@@ -190,20 +199,20 @@ def test_critical_path_first_then_declaration_order() -> None:
 
 
 def test_unknown_durations_use_the_median() -> None:
-    edges = {"a": [], "b": [], "c": []}
+    edges: dict[str, list[str]] = {"a": [], "b": [], "c": []}
     sched, _, _, _ = make(edges, durations={"a": 1.0, "c": 3.0}, workers=1)
     prio = priorities(sched.plan)  # type: ignore[arg-type]
     assert prio["b"][1] == -2.0
 
 
 def test_first_jobs_and_their_upstream_go_first() -> None:
-    edges = {"long": [], "up": [], "pick": ["up"]}
+    edges: dict[str, list[str]] = {"long": [], "up": [], "pick": ["up"]}
     sched, _, _, _ = make(edges, durations={"long": 100.0, "up": 1, "pick": 1}, first={"up", "pick"}, workers=1)
     assert running(sched) == {"gw0": "up"}
 
 
 def test_resources_are_never_held_twice() -> None:
-    edges = {"p1": [], "p2": [], "other": []}
+    edges: dict[str, list[str]] = {"p1": [], "p2": [], "other": []}
     res = {"p1": ("port:8701",), "p2": ("port:8701", "gpu")}
     sched, controller, _, _ = make(edges, resources=res, workers=3)
     assert sorted(running(sched).values()) == ["other", "p1"]
@@ -217,9 +226,9 @@ def test_maxfail_stops_dispatch_and_aborts_running_jobs() -> None:
     assert sched.stopped == "stopping after 1 failure ('a' failed)"
     assert controller.aborted == [([w1], sched.stopped)]
     assert "c" not in running(sched).values()
-    assert not sched.tests_finished  # b is still being killed
+    assert not finished(sched)  # b is still being killed
     complete(sched, controller, "b", "skipped")
-    assert sched.tests_finished
+    assert finished(sched)
     assert controller.blocked == []  # after the stop, nothing more is reported
 
 
