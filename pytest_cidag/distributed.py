@@ -205,6 +205,7 @@ class ControllerSide:
         self.maxfail = int(config.getoption("maxfail") or 0)
         self.locations: dict[str, tuple[str, int | None, str]] = {}
         self.scheduler: DagScheduling | None = None
+        self.failed_reports = 0
 
     @property
     def dag(self) -> DagPlugin:
@@ -249,7 +250,15 @@ class ControllerSide:
         self.scheduler = DagScheduling(self, log)
         return self.scheduler
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Counted as pytest's Session counts for -x / --maxfail (xdist's own count is off).
+        if report.failed and not hasattr(report, "wasxfail"):
+            self.failed_reports += 1
+
     # --- Controller protocol for DagScheduling ---------------------------------------------
+
+    def failures(self) -> int:
+        return self.failed_reports
 
     def plan(self) -> DagPlan | None:
         with self.lock:

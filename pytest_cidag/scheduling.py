@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 
 from pytest_cidag.graph import JobGraph
 
-#: Outcomes that count as failures for -x / --maxfail.
+#: Outcomes of a finished key that can trip -x / --maxfail.
 FAILURES = frozenset({"failed", "errored", "timeout", "crashed"})
 
 #: Seconds assumed for a node with no recorded duration, when nothing at all is recorded.
@@ -96,6 +96,10 @@ class Controller(Protocol):
     def outcome(self, key: str) -> str | None:
         """passed, failed, errored, timeout, skipped, blocked, crashed; None if unknown."""
 
+    def failures(self) -> int:
+        """Failed reports so far, counted as pytest counts them for -x / --maxfail (a failed
+        call and a teardown error of one test are two)."""
+
     def block(self, key: str) -> None:
         """Report ``key`` SKIPPED because something it needs did not pass."""
 
@@ -147,9 +151,9 @@ class DagScheduling:
         self.running: dict[Any, str] = {}
         self.done: set[str] = set()
         self.held: dict[str, str] = {}
-        self.failures = 0
         self.stopped: str | None = None
         self._unsettled: list[str] = []
+        self._crash_due: list[str] = []  # passed early, then their worker died: crash reports due
         self._priority: dict[str, tuple[int, float, int]] = {}
         self.passed: set[str] = set()  # passed early, per the worker
         self.reporting: dict[str, Any] = {}
@@ -279,25 +283,36 @@ class DagScheduling:
         self.node2collection.pop(node, None)
         key = self.running.pop(node, None)
         early = [k for k, n in self.reporting.items() if n is node]
-        if early:
-            # The worker died while still sending the reports of a job that had passed: that
-            # is the job it crashed in (xdist reports it so), though dependents may run
-            # already. What was sent to it next never started: it goes back to wait.
-            for k in early:
-                del self.reporting[k]
-            crashed = early[0]
-            self.passed.discard(crashed)  # from now on its outcome is xdist's crash report
+        for k in early:
+            del self.reporting[k]
+        if hasattr(node, "workeroutput"):
+            # It finished normally (xdist shut it down): it ran everything it started, so a
+            # key still marked as sent to it arrived after its shutdown command and never
+            # started. Like everything else the shutdown leaves unstarted, it is not reported.
             if key is not None:
-                self._requeue(key, crashed)
+                self._requeue(key, None)
+            return None
+        if early:
+            # The worker died after a job passed, while it still sent that job's reports.
+            # xdist reports the crash against that job, so the run fails; but the job did
+            # pass and its dependents may be running already, so all of them go ahead (the
+            # job stays passed for scheduling). What was sent to the worker next never
+            # started: it goes back to wait.
+            crashed = early[0]
+            if key is not None:
+                self._requeue(key, None)
             self.controller.node_crashed(node)
-            self._unsettled.append(crashed)
+            self._crash_due.append(crashed)
+            self._check_maxfail(crashed, "crashed")
             return crashed
         if key is None:
             return None
         # The worker died while running ``key``: xdist reports it as a crash right after
-        # this returns, so its dependents are settled on the next schedule() call.
+        # this returns, so its dependents are settled on the next schedule() call. It counts
+        # for -x / --maxfail now: nothing more may start meanwhile.
         self.controller.node_crashed(node)
         self._unsettled.append(key)
+        self._check_maxfail(key, "crashed")
         return key
 
     @_locked
@@ -319,7 +334,11 @@ class DagScheduling:
         """Send the best ready keys to idle workers."""
         if self.stopped is not None:
             return
-        idle = [n for n in self._nodes if n in self.node2collection and n not in self.running]
+        idle = [
+            n
+            for n in self._nodes
+            if n in self.node2collection and n not in self.running and not getattr(n, "shutting_down", False)
+        ]
         # A worker still sending a job's reports starts its next job only after them.
         busy = set(self.reporting.values())
         idle.sort(key=lambda n: n in busy)
@@ -332,7 +351,11 @@ class DagScheduling:
             for res in self._resources(key):
                 self.held[res] = key
             self.log("dispatch", key, "to", node)
-            node.send_runtest_some([self.index[key], self.tick_index])
+            try:
+                node.send_runtest_some([self.index[key], self.tick_index])
+            except OSError:  # the worker is gone (its channel closed): the key waits for another
+                del self.running[node]
+                self._requeue(key, None)
 
     def _become_fallback(self) -> None:
         self.mode = "fallback"
@@ -353,8 +376,8 @@ class DagScheduling:
             else:
                 heapq.heappush(self.ready, (self._priority[key], key))
 
-    def _requeue(self, key: str, crashed: str) -> None:
-        """``key`` was sent to a worker that died before starting it: undo the dispatch.
+    def _requeue(self, key: str, crashed: str | None) -> None:
+        """``key`` was sent to a worker that never started it: undo the dispatch.
 
         Downstream of ``crashed`` it waits (settling the crash blocks it); else it is ready.
         """
@@ -362,7 +385,7 @@ class DagScheduling:
         for res in self._resources(key):
             if self.held.get(res) == key:
                 del self.held[res]
-        if key in self.plan.graph.downstream([crashed]):
+        if crashed is not None and key in self.plan.graph.downstream([crashed]):
             self.waiting.add(key)
         else:
             heapq.heappush(self.ready, (self._priority[key], key))
@@ -400,10 +423,7 @@ class DagScheduling:
                 del self.held[res]
         outcome = self._outcome(key)
         if outcome in FAILURES:
-            self.failures += 1
-            maxfail = self.controller.maxfail
-            if maxfail and self.failures >= maxfail and self.stopped is None:
-                self._stop(key)
+            self._check_maxfail(key, outcome)
         if outcome == "passed":
             for dep in self.plan.graph.dependents.get(key, ()):
                 if dep in self.waiting and all(
@@ -421,16 +441,25 @@ class DagScheduling:
                 self.controller.block(dep)
 
     def _outcome(self, key: str) -> str | None:
-        outcome = self.controller.outcome(key)
-        if outcome in (None, "pending") and key in self.passed:
+        if key in self.passed:  # passed early: whatever is reported later (a crash) does not undo that
             return "passed"
-        return outcome
+        return self.controller.outcome(key)
 
-    def _stop(self, key: str) -> None:
+    def _failures(self) -> int:
+        """Failed reports so far, and the crashes xdist is about to report."""
+        due = sum(1 for k in (*self._unsettled, *self._crash_due) if self.controller.outcome(k) != "crashed")
+        return self.controller.failures() + due
+
+    def _check_maxfail(self, key: str, outcome: str | None) -> None:
+        maxfail = self.controller.maxfail
+        if maxfail and self.stopped is None and self._failures() >= maxfail:
+            self._stop(key, outcome)
+
+    def _stop(self, key: str, outcome: str | None) -> None:
         assert self.plan is not None
         label = self.plan.graph.nodes[key].label if key in self.plan.graph.nodes else key
-        n = self.failures
-        self.stopped = f"stopping after {n} failure{'s' if n != 1 else ''} ({label!r} {self.controller.outcome(key)})"
+        n = self._failures()
+        self.stopped = f"stopping after {n} failure{'s' if n != 1 else ''} ({label!r} {outcome})"
         running = [node for node in self.running]
         if running:
             self.controller.abort(running, self.stopped)

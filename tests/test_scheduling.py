@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_cidag.graph import JobGraph, Node
-from pytest_cidag.scheduling import DagPlan, DagScheduling, priorities
+from pytest_cidag.scheduling import FAILURES, DagPlan, DagScheduling, priorities
 
 TICK = "tick"
 
@@ -52,6 +52,9 @@ class FakeController:
 
     def outcome(self, key: str) -> str | None:
         return self.outcomes.get(key)
+
+    def failures(self) -> int:
+        return sum(1 for outcome in self.outcomes.values() if outcome in FAILURES)
 
     def block(self, key: str) -> None:
         self.blocked.append(key)
@@ -325,22 +328,25 @@ def test_a_stale_or_repeated_early_pass_is_ignored() -> None:
 
 
 def test_a_worker_lost_while_reporting_is_that_jobs_crash() -> None:
-    # Nothing else was sent to it: the job it was reporting is the one xdist reports crashed.
-    sched, controller, _, _ = make({"a": [], "z": []}, workers=2)
+    # Nothing else was sent to it: the job it was reporting is the one xdist reports crashed,
+    # and under -x that crash stops the run at once, before xdist has even reported it.
+    sched, controller, _, _ = make({"a": [], "z": []}, workers=2, maxfail=1)
     worker = node_of(sched, "a")
     sched.passed_early(worker, "a")
     assert sched.remove_node(worker) == "a"
     assert controller.crashed == [worker]
+    assert sched.stopped == "stopping after 1 failure ('a' crashed)"
     controller.outcomes["a"] = "crashed"
     sched.schedule()
-    assert sched.failures == 1
+    assert sched.stopped == "stopping after 1 failure ('a' crashed)"  # the report is not counted twice
     complete(sched, controller, "z")
     assert sched.tests_finished
 
 
 def test_a_job_sent_to_a_worker_that_died_reporting_never_started() -> None:
-    # b (needs a) and c were sent to the worker that then died sending a's reports: a is the
-    # crash; b is blocked by it; c goes to another worker.
+    # b (needs a) was sent to the worker that then died sending a's reports. xdist reports a
+    # crashed, but a had passed and its dependents may be running already: they all go
+    # ahead, b included, on another worker.
     edges = {"a": [], "b": ["a"], "c": [], "long": []}
     sched, controller, _, collection = make(edges, durations={"long": 9, "a": 5, "c": 1, "b": 1}, workers=2)
     worker = node_of(sched, "a")
@@ -352,9 +358,27 @@ def test_a_job_sent_to_a_worker_that_died_reporting_never_started() -> None:
     sched.add_node(replacement)
     sched.add_node_collection(replacement, collection)
     sched.schedule()
-    assert controller.blocked == ["b"]
-    assert running(sched)["gw9"] == "c"
+    assert controller.blocked == []
+    assert running(sched)["gw9"] == "b"
     assert not sched.held
+
+
+def test_a_finished_worker_returns_what_it_never_started() -> None:
+    # A job sent to a worker just as xdist shut it down never started: when the worker
+    # finishes normally, it is not a crash (xdist would stop with an INTERNALERROR).
+    sched, controller, (w0, _w1), _ = make({"a": [], "b": []}, workers=2)
+    w0.workeroutput = {"exitstatus": 0}  # type: ignore[attr-defined]
+    assert sched.remove_node(w0) is None
+    assert controller.crashed == []
+
+
+def test_no_dispatch_to_a_worker_that_shuts_down() -> None:
+    sched, controller, (_w0, w1), _ = make({"a": [], "b": [], "c": []}, workers=2)
+    w1.shutting_down = True  # type: ignore[attr-defined]
+    complete(sched, controller, running(sched)["gw1"])
+    assert "gw1" not in running(sched) and w1.sent == [[1, 3]]
+    complete(sched, controller, running(sched)["gw0"])
+    assert running(sched) == {"gw0": "c"}
 
 
 def test_crashes_are_settled_only_in_xdists_loop() -> None:

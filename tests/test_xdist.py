@@ -414,3 +414,57 @@ def test_a_job_whose_teardown_fails_holds_back_its_dependents(
     result = run(pytester, "-n", n, "-x")
     assert result.ret == 1
     assert "b" not in intervals(pytester)
+
+
+def test_no_job_is_sent_to_a_worker_xdist_shuts_down(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # With restarts disabled, xdist shuts the run down after a crash. A job that passes
+    # afterwards must not release work to a worker that is shutting down: xdist would
+    # then find that work unfinished and stop with an INTERNALERROR.
+    job("crash", "sleep 0.3; kill -9 $PPID; sleep 10")
+    job("after-crash", "true", needs='["crash"]')
+    job("a", timed(sleep=1.5))
+    job("d", timed())
+    result = run(pytester, "-n", "2", "--max-worker-restart=0")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*crashed*crash*"])
+    assert "a" in intervals(pytester)
+
+
+def test_a_crash_stops_the_run_at_once_under_x(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # The crash is the first failure: nothing starts after it, not even on the worker
+    # that replaces the crashed one, and the job running elsewhere is cancelled.
+    job("crash", "sleep 0.3; kill -9 $PPID; sleep 10")
+    job("after-crash", "true", needs='["crash"]')
+    job("a", timed(sleep=20))
+    job("d", timed())
+    result = run(pytester, "-n", "2", "-x", "-rs")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, skipped=1)  # the crash, and "a" cancelled; "d" never sent
+    result.stdout.fnmatch_lines(["SKIPPED * cijobs/a.sh:* cancelled: stopping after 1 failure ('crash' crashed)"])
+    spans = intervals(pytester)
+    assert "a" not in spans or spans["a"][1] - spans["a"][0] < 15  # killed, not run out
+
+
+@pytest.mark.parametrize("n", ["0", "1"])
+def test_maxfail_counts_failed_reports_as_pytest_does(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    # A test whose call fails and whose teardown errors counts twice, as in pytest's Session.
+    pytester.makepyfile(
+        test_x="""
+        import pytest
+
+        @pytest.fixture
+        def fx():
+            yield
+            raise RuntimeError("teardown boom")
+
+        def test_a(fx):
+            assert False
+        """
+    )
+    for name in ("z1", "z2", "z3"):
+        job(name, timed())
+    result = run(pytester, "-n", n, "--maxfail=2", "--cidag-first", "test_x.py::test_a")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, errors=1)
+    assert not (pytester.path / "times.log").exists()
