@@ -468,3 +468,29 @@ def test_maxfail_counts_failed_reports_as_pytest_does(pytester: pytest.Pytester,
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=1, errors=1)
     assert not (pytester.path / "times.log").exists()
+
+
+def test_a_worker_dying_right_after_a_pass_treats_all_dependents_alike(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    # The worker dies just after job a's reports (as an OOM kill could). xdist reports a
+    # crash against a; whether or not its dependents already started, they all get the
+    # same treatment: never one run and the other skipped.
+    pytester.makeconftest(
+        """
+        import os, signal, time
+
+        def pytest_runtest_logfinish(nodeid, location):
+            if os.environ.get("PYTEST_XDIST_WORKER") and nodeid.endswith("::a"):
+                time.sleep(0.2)
+                os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    job("a", timed())
+    job("b", timed(sleep=0.5), needs='["a"]')
+    job("c", timed(sleep=0.5), needs='["a"]')
+    result = run(pytester, "-n", "2", "-rA")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAILED cijobs/a.sh::a - worker 'gw*' crashed while running*"])
+    ran = set(intervals(pytester)) - {"a"}
+    assert ran in (set(), {"b", "c"})
