@@ -15,6 +15,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _pytest.runner import CallInfo
 
 from pytest_cidag import runner
 from pytest_cidag.graph import JobGraph, Node
@@ -86,6 +87,7 @@ class WorkerSide:
         self.aborted: str | None = None
         self.job_keys: frozenset[str] = frozenset()
         self.call_passed: str | None = None
+        self.previous: pytest.Item | None = None  # the item run before the pending tick
         channel.setcallback(self._receive)
 
     def _receive(self, message: Any) -> None:
@@ -152,11 +154,15 @@ class WorkerSide:
             # No reports, no setup. Only now is the next real item known: tear down what
             # the previous item left set up and the next one does not share (all of it when
             # this is the worker's last item: nextitem=None finalizes session fixtures).
-            try:
-                item.session._setupstate.teardown_exact(nextitem)
-            except Exception as exc:  # a module/class fixture's finalizer failed
-                warnings.warn(pytest.PytestWarning(f"cidag: error while tearing down fixtures: {exc!r}"), stacklevel=1)
+            call = CallInfo.from_call(
+                lambda: item.session._setupstate.teardown_exact(nextitem),
+                when="teardown",
+                reraise=(pytest.exit.Exception, KeyboardInterrupt),
+            )
+            if call.excinfo is not None:  # a module/class/session fixture's finalizer failed
+                self._late_teardown_error(call)
             return True
+        self.previous = item
         if self.tick is not None and isinstance(nextitem, TickItem):
             # The real next item is not known yet (the scheduler decides when this one ends).
             # Run the protocol as pytest does, but tear down only this item, not its module
@@ -169,6 +175,20 @@ class WorkerSide:
             item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
             return True
         return None
+
+    def _late_teardown_error(self, call: CallInfo[None]) -> None:
+        """Without xdist this error is the previous item's teardown error: the controller
+        reports it so (xdist's worker only sends reports of the item it runs)."""
+        try:
+            if self.previous is None:
+                raise LookupError("no item ran before this teardown")
+            report = pytest.TestReport.from_item_and_call(self.previous, call)
+            data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+            self.channel.send({"teardown_error": data})
+        except Exception:  # no previous item, or the controller is gone: at least say it here
+            warnings.warn(
+                pytest.PytestWarning(f"cidag: error while tearing down fixtures: {call.excinfo!r}"), stacklevel=1
+            )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -206,6 +226,8 @@ class ControllerSide:
         self.locations: dict[str, tuple[str, int | None, str]] = {}
         self.scheduler: DagScheduling | None = None
         self.failed_reports = 0
+        self.started_keys: set[str] = set()
+        self.late_errors: list[Any] = []  # serialized teardown reports, from the side channel
 
     @property
     def dag(self) -> DagPlugin:
@@ -239,6 +261,9 @@ class ControllerSide:
         if "plan" in message:
             with self.lock:
                 self.plans.append(message["plan"])
+        elif "teardown_error" in message:
+            with self.lock:
+                self.late_errors.append((node, message["teardown_error"]))
         elif "passed" in message and self.scheduler is not None:
             try:
                 self.scheduler.passed_early(node, str(message["passed"]))
@@ -250,6 +275,9 @@ class ControllerSide:
         self.scheduler = DagScheduling(self, log)
         return self.scheduler
 
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.started_keys.add(nodeid)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Counted as pytest's Session counts for -x / --maxfail (xdist's own count is off).
         if report.failed and not hasattr(report, "wasxfail"):
@@ -259,6 +287,9 @@ class ControllerSide:
 
     def failures(self) -> int:
         return self.failed_reports
+
+    def started(self, key: str) -> bool:
+        return key in self.started_keys
 
     def plan(self) -> DagPlan | None:
         with self.lock:
@@ -286,6 +317,20 @@ class ControllerSide:
             first=set(data["first"]),
             resources={n["key"]: tuple(n["resources"]) for n in data["nodes"] if n["resources"]},
         )
+
+    def report_late_teardown_errors(self) -> list[str]:
+        # Called from xdist's loop when a tick completes. Its side-channel message came
+        # before its completion event (one connection per worker, in order).
+        with self.lock:
+            errors, self.late_errors = self.late_errors, []
+        hook = self.config.hook
+        keys = []
+        for node, data in errors:
+            report = hook.pytest_report_from_serializable(config=self.config, data=data)
+            report.node = node  # as xdist marks the reports it forwards
+            hook.pytest_runtest_logreport(report=report)
+            keys.append(report.nodeid)
+        return keys
 
     def fail(self, message: str) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")

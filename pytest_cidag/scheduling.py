@@ -96,6 +96,14 @@ class Controller(Protocol):
     def outcome(self, key: str) -> str | None:
         """passed, failed, errored, timeout, skipped, blocked, crashed; None if unknown."""
 
+    def report_late_teardown_errors(self) -> list[str]:
+        """Report the errors a worker met tearing down module, class or session fixtures
+        after an item (in the tick that follows it), as that item's teardown errors.
+        Returns the keys they belong to."""
+
+    def started(self, key: str) -> bool:
+        """Whether a worker has begun running ``key`` (its logstart arrived)."""
+
     def failures(self) -> int:
         """Failed reports so far, counted as pytest counts them for -x / --maxfail (a failed
         call and a teardown error of one test are two)."""
@@ -153,7 +161,9 @@ class DagScheduling:
         self.held: dict[str, str] = {}
         self.stopped: str | None = None
         self._unsettled: list[str] = []
-        self._crash_due: list[str] = []  # passed early, then their worker died: crash reports due
+        self._crash_due: list[str] = []  # finished, then their worker died: crash reports due
+        self._late_blocks: list[str] = []  # finished, then crashed in the tick after them
+        self.last_on: dict[Any, str] = {}  # worker -> the last key it finished
         self._priority: dict[str, tuple[int, float, int]] = {}
         self.passed: set[str] = set()  # passed early, per the worker
         self.reporting: dict[str, Any] = {}
@@ -232,9 +242,19 @@ class DagScheduling:
         if self.mode == "fallback":
             self.fallback.mark_test_complete(node, item_index, duration)
             return
-        if item_index == self.tick_index or self.mode == "error":
-            return  # the tick's completion arrives one dispatch late: nothing to do
+        if self.mode == "error":
+            return
+        if item_index == self.tick_index:
+            # The tick's completion arrives one dispatch late. It tore down what the item
+            # before it left set up; an error there is that item's, and counts for -x.
+            # What it released already runs; what still waits for it is blocked now.
+            for key in self.controller.report_late_teardown_errors():
+                self._check_maxfail(key, "errored")
+                if self.stopped is None and key not in self.passed:
+                    self._block_downstream(key)
+            return
         key = self.collection[item_index]
+        self.last_on[node] = key
         if self.running.get(node) == key:
             del self.running[node]
         self.reporting.pop(key, None)
@@ -254,6 +274,7 @@ class DagScheduling:
         if self.mode != "dag" or self.running.get(node) != key or key in self.done:
             return
         del self.running[node]
+        self.last_on[node] = key
         self.passed.add(key)
         self.reporting[key] = node
         self._finish(key)  # a pass: releases dependents, never reports anything
@@ -285,6 +306,10 @@ class DagScheduling:
         early = [k for k, n in self.reporting.items() if n is node]
         for k in early:
             del self.reporting[k]
+        return self._lost(node, key, early)
+
+    def _lost(self, node: Any, key: str | None, early: list[str]) -> str | None:
+        """``node`` left the run holding ``key`` (or nothing): what xdist reports crashed."""
         if hasattr(node, "workeroutput"):
             # It finished normally (xdist shut it down): it ran everything it started, so a
             # key still marked as sent to it arrived after its shutdown command and never
@@ -307,6 +332,18 @@ class DagScheduling:
             return crashed
         if key is None:
             return None
+        previous = self.last_on.get(node)
+        if previous is not None and not self.controller.started(key):
+            # The worker died before ``key`` began: in the tick, tearing down what
+            # ``previous`` left set up (its module's or class's fixtures). That is
+            # ``previous``'s teardown, so the crash is its crash, as plain xdist would say;
+            # what still waits for it is blocked on the next schedule(). ``key`` goes back.
+            self._requeue(key, None)
+            self.controller.node_crashed(node)
+            self._crash_due.append(previous)
+            self._late_blocks.append(previous)
+            self._check_maxfail(previous, "crashed")
+            return previous
         # The worker died while running ``key``: xdist reports it as a crash right after
         # this returns, so its dependents are settled on the next schedule() call. It counts
         # for -x / --maxfail now: nothing more may start meanwhile.
@@ -326,6 +363,10 @@ class DagScheduling:
         # never from the side channel's thread (settling may report blocked jobs).
         while self._unsettled:
             self._finish(self._unsettled.pop(0))
+        while self._late_blocks:
+            late = self._late_blocks.pop(0)
+            if self.stopped is None and late not in self.passed:
+                self._block_downstream(late)
         self._dispatch()
 
     # --- internals ----------------------------------------------------------------------
@@ -432,13 +473,17 @@ class DagScheduling:
                     self.waiting.discard(dep)
                     heapq.heappush(self.ready, (self._priority[dep], dep))
         elif self.stopped is None:
-            # Block everything downstream that still waits, in an order where each blocked
-            # node is reported before the nodes it blocks in turn.
-            blocked = self.plan.graph.downstream([key]) & self.waiting
-            for dep in self.plan.graph.order([k for k in self.plan.run_keys if k in blocked]):
-                self.waiting.discard(dep)
-                self.done.add(dep)
-                self.controller.block(dep)
+            self._block_downstream(key)
+
+    def _block_downstream(self, key: str) -> None:
+        """Block everything downstream of ``key`` that still waits, in an order where each
+        blocked node is reported before the nodes it blocks in turn."""
+        assert self.plan is not None
+        blocked = self.plan.graph.downstream([key]) & self.waiting
+        for dep in self.plan.graph.order([k for k in self.plan.run_keys if k in blocked]):
+            self.waiting.discard(dep)
+            self.done.add(dep)
+            self.controller.block(dep)
 
     def _outcome(self, key: str) -> str | None:
         if key in self.passed:  # passed early: whatever is reported later (a crash) does not undo that

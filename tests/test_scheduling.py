@@ -40,6 +40,8 @@ class FakeController:
         self.count = 0
         self.fallback = FakeFallback()
         self.failed: str | None = None
+        self.late: list[str] = []  # teardown errors found by the next tick
+        self.not_started: set[str] = set()  # sent, but their worker died before they began
 
     def plan(self) -> DagPlan | None:
         return self._plan
@@ -55,6 +57,15 @@ class FakeController:
 
     def failures(self) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome in FAILURES)
+
+    def started(self, key: str) -> bool:
+        return key not in self.not_started
+
+    def report_late_teardown_errors(self) -> list[str]:
+        late, self.late = self.late, []
+        for key in late:
+            self.outcomes[key] = "errored"
+        return late
 
     def block(self, key: str) -> None:
         self.blocked.append(key)
@@ -406,4 +417,19 @@ def test_a_worker_still_collecting_does_not_hold_up_the_others() -> None:
     assert late.sent == []
     sched.add_node_collection(late, collection)
     complete(sched, controller, "b")
+    assert sched.tests_finished
+
+
+def test_a_teardown_error_found_by_the_tick_blocks_what_still_waits() -> None:
+    # t passed, and dep waits for slow too. Then the tick after t tears down t's module
+    # fixture, which fails: t errored, so dep is blocked (what t released earlier runs on).
+    edges = {"t": [], "slow": [], "dep": ["t", "slow"]}
+    sched, controller, _, collection = make(edges, durations={"slow": 9, "t": 1, "dep": 1}, workers=2, maxfail=2)
+    t_node = node_of(sched, "t")
+    complete(sched, controller, "t")
+    controller.late = ["t"]
+    sched.mark_test_complete(t_node, collection.index(TICK))
+    assert controller.blocked == ["dep"]
+    assert sched.stopped is None  # one failure; --maxfail=2
+    complete(sched, controller, "slow")
     assert sched.tests_finished

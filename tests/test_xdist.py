@@ -100,10 +100,13 @@ def test_a_worker_takes_work_while_another_still_starts(pytester: pytest.Pyteste
             while not os.path.exists(path) and time.monotonic() < deadline:
                 time.sleep(0.02)
 
-        def pytest_collection_modifyitems(items):  # before the worker hands in its collection
-            if os.environ.get("PYTEST_XDIST_WORKER") == "gw0":
+        def pytest_collection_modifyitems(config, items):  # before the worker hands in its collection
+            worker = getattr(config, "workerinput", {}).get("workerid")
+            if worker == "gw0":
                 # gw1 has said "ready" (at its session start) before gw0 hands in its collection
                 wait_for("gw1-collecting", 15)
+                return
+            if worker != "gw1":
                 return
             with open("gw1-collecting", "w"):
                 pass
@@ -480,8 +483,12 @@ def test_a_worker_dying_right_after_a_pass_treats_all_dependents_alike(
         """
         import os, signal, time
 
+        def pytest_configure(config):
+            global ON_WORKER  # not the environment: this run's controller may inherit it
+            ON_WORKER = hasattr(config, "workerinput")
+
         def pytest_runtest_logfinish(nodeid, location):
-            if os.environ.get("PYTEST_XDIST_WORKER") and nodeid.endswith("::a"):
+            if ON_WORKER and nodeid.endswith("::a"):
                 time.sleep(0.2)
                 os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -494,3 +501,55 @@ def test_a_worker_dying_right_after_a_pass_treats_all_dependents_alike(
     result.stdout.fnmatch_lines(["FAILED cijobs/a.sh::a - worker 'gw*' crashed while running*"])
     ran = set(intervals(pytester)) - {"a"}
     assert ran in (set(), {"b", "c"})
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_a_module_fixture_teardown_error_is_an_error(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    # Under xdist the module's teardown happens in the tick after the test (only then is
+    # the worker's next item known); its error is still the test's teardown error.
+    pytester.makepyfile(
+        test_m="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def res():
+            yield 1
+            raise RuntimeError("module teardown boom")
+
+        def test_one(res):
+            assert res == 1
+        """
+    )
+    job("a", timed(sleep=0.3))
+    result = run(pytester, "-n", n, "--junitxml=out.xml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_one*", "*RuntimeError: module teardown boom*"])
+    cases = junitparser.JUnitXml.fromfile(str(pytester.path / "out.xml"))
+    errors = [c.name for suite in cases for c in suite if any(isinstance(r, junitparser.Error) for r in c.result)]
+    assert errors == ["test_one"]
+
+
+def test_a_crash_in_the_deferred_teardown_is_the_previous_items(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # The module fixture's teardown kills the worker. It runs in the tick after test_one,
+    # once job z was sent: the crash is test_one's (as plain xdist says), and z, which
+    # never started, runs on the replacement worker.
+    pytester.makepyfile(
+        test_m="""
+        import os, signal, pytest
+
+        @pytest.fixture(scope="module")
+        def res():
+            yield 1
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def test_one(res):
+            assert res == 1
+        """
+    )
+    job("z", timed())
+    job("y", timed(), needs='["z"]')
+    result = run(pytester, "-n", "1", "--cidag-first", "test_m.py::test_one", "-rA")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAILED test_m.py::test_one - worker 'gw0' crashed while running 'test_m.py::t*"])
+    assert set(intervals(pytester)) == {"z", "y"}
