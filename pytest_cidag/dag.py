@@ -91,6 +91,8 @@ class DagPlugin:
         self._held: list[pytest.Item] | None = None
         self._declared: list[str] = []  # run_keys in declaration order, for the graph view
         self._job_index = job_index
+        #: pytest-dependency's names of the collected tests (see _dependency_index)
+        self._dependency_index: dict[tuple[str, str, str], str] = {}
 
     # --- selection ---------------------------------------------------------------------
 
@@ -144,6 +146,7 @@ class DagPlugin:
         extras = self._collect_missing(session, pool)
         for item in extras:
             pool.setdefault(item.nodeid, item)
+        self._dependency_index = _dependency_index(self.config, pool.values())
         graph = JobGraph.build([self._node(i) for i in pool.values()])
         self.graph = graph
 
@@ -228,6 +231,31 @@ class DagPlugin:
         files = self._job_files()
         return tuple(str(d) for d in depends if _base_name(d) in names or str(d).split("::", 1)[0] in files)
 
+    def _test_needs(self, item: pytest.Item) -> dict[str, str]:
+        """The collected Python tests ``item`` depends on through pytest-dependency's marker,
+        resolved as pytest-dependency resolves names in the marker's scope: name -> node id.
+
+        They are edges of the graph like any other, so under xdist a test never starts before
+        a test it depends on has passed. A name that resolves to nothing collected is left to
+        pytest-dependency (it skips the test), as is a name that is a job's.
+        """
+        if isinstance(item, JobItem):
+            return {}
+        marker = item.get_closest_marker("dependency")
+        if marker is None:
+            return {}
+        scope = str(marker.kwargs.get("scope", "module"))
+        container = _dependency_container(item, scope)
+        if container is None:  # scope="class" outside a class: pytest-dependency fails it
+            return {}
+        jobs = set(self._raw_needs(item))
+        out = {}
+        for entry in marker.kwargs.get("depends") or ():
+            key = self._dependency_index.get((scope, container, str(entry)))
+            if key is not None and key != item.nodeid and str(entry) not in jobs:
+                out[str(entry)] = key
+        return out
+
     def _node(self, item: pytest.Item) -> Node:
         if isinstance(item, JobItem):
             spec: JobSpec = item.spec
@@ -247,7 +275,7 @@ class DagPlugin:
         return Node(
             key=item.nodeid,
             label=item.nodeid,
-            needs=self._raw_needs(item),
+            needs=self._raw_needs(item) + tuple(self._test_needs(item).values()),
             aliases=aliases,
             where=f"{item.location[0]}:{(item.location[1] or 0) + 1}",
             markers=tuple(m.name for m in item.iter_markers() if m.name not in ("dependency", "parametrize")),
@@ -340,7 +368,9 @@ class DagPlugin:
         manager = pytest_dependency.DependencyManager.getManager(item, scope=marker.kwargs.get("scope", "module"))
         if manager is None:
             return
-        for entry in self._raw_needs(item):
+        # Only reached once every need passed (blocked before, or not dispatched under xdist,
+        # where they may have run on other workers).
+        for entry in (*self._raw_needs(item), *self._test_needs(item)):
             status = pytest_dependency.DependencyItemStatus()
             for phase in status.Phases:
                 status.results[phase] = "passed"
@@ -448,6 +478,54 @@ class DagPlugin:
         if fmt == "json":
             return json.dumps(to_json_data(graph, keys), indent=2) + "\n"
         return to_mermaid(graph, keys)
+
+
+#: pytest-dependency's scopes: the node whose results a name is looked up in.
+_DEPENDENCY_SCOPES: dict[str, type[pytest.Collector]] = {
+    "session": pytest.Session,
+    "package": pytest.Package,
+    "module": pytest.Module,
+    "class": pytest.Class,
+}
+
+
+def _dependency_container(item: pytest.Item, scope: str) -> str | None:
+    cls = _DEPENDENCY_SCOPES.get(scope)
+    node = item.getparent(cls) if cls is not None else None
+    return None if node is None else node.nodeid
+
+
+def _dependency_index(config: pytest.Config, items: Iterable[pytest.Item]) -> dict[tuple[str, str, str], str]:
+    """(scope, container node id, name) -> node id, for every test pytest-dependency records:
+    marked ``dependency`` (or all of them with its ``automark_dependency`` ini), named by
+    the marker's ``name`` or by its node id cut to the scope, as pytest-dependency does."""
+    try:
+        automark = bool(config.getini("automark_dependency"))
+    except ValueError:  # pytest-dependency is not installed
+        automark = False
+    index: dict[tuple[str, str, str], str] = {}
+    for item in items:
+        if isinstance(item, JobItem):
+            continue
+        marker = item.get_closest_marker("dependency")
+        if marker is None and not automark:
+            continue
+        alias = marker.kwargs.get("name") if marker is not None else None
+        nodeid = item.nodeid.replace("::()::", "::")
+        for scope in _DEPENDENCY_SCOPES:
+            container = _dependency_container(item, scope)
+            if container is None:
+                continue
+            if alias:
+                name = str(alias)
+            elif scope in ("session", "package"):
+                name = nodeid
+            elif scope == "module":
+                name = nodeid.split("::", 1)[1]
+            else:
+                name = nodeid.split("::", 2)[2]
+            index.setdefault((scope, container, name), item.nodeid)
+    return index
 
 
 def _base_name(entry: str) -> str:

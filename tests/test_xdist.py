@@ -553,3 +553,60 @@ def test_a_crash_in_the_deferred_teardown_is_the_previous_items(pytester: pytest
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["FAILED test_m.py::test_one - worker 'gw0' crashed while running 'test_m.py::t*"])
     assert set(intervals(pytester)) == {"z", "y"}
+
+
+@pytest.mark.parametrize("n", ["0", "2", "3"])
+def test_dependencies_between_python_tests_hold_across_workers(
+    pytester: pytest.Pytester, job: JobWriter, n: str
+) -> None:
+    # pytest-dependency's names in each scope (module, class, a name=, session node ids)
+    # are edges of the graph: a test never starts before the test it depends on passed,
+    # whichever worker ran that one. A test that depends on a failed one is skipped.
+    pytester.makepyfile(
+        test_x="""
+        import time, pytest
+
+        @pytest.mark.dependency()
+        def test_a():
+            time.sleep(0.3)
+
+        @pytest.mark.dependency(depends=["test_a"])
+        def test_b():
+            pass
+
+        class TestC:
+            @pytest.mark.dependency()
+            def test_x(self):
+                time.sleep(0.3)
+
+            @pytest.mark.dependency(depends=["TestC::test_x"])
+            def test_y(self):
+                pass
+
+        @pytest.mark.dependency(name="named")
+        def test_named():
+            time.sleep(0.3)
+
+        @pytest.mark.dependency(depends=["named"])
+        def test_after_named():
+            pass
+
+        @pytest.mark.dependency()
+        def test_broken():
+            assert False
+
+        @pytest.mark.dependency(depends=["test_broken"])
+        def test_after_broken():
+            pass
+        """,
+        test_y="""
+        import pytest
+
+        @pytest.mark.dependency(depends=["test_x.py::test_a"], scope="session")
+        def test_session():
+            pass
+        """,
+    )
+    job("a", timed())
+    result = run(pytester, "-n", n, "test_x.py", "test_y.py", "cijobs")
+    result.assert_outcomes(passed=8, failed=1, skipped=1)
