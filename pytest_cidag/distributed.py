@@ -333,12 +333,9 @@ class ControllerSide:
         return keys
 
     def fail(self, message: str) -> None:
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(f"ERROR: {message}", red=True, bold=True)
-        dsession = self.config.pluginmanager.getplugin("dsession")
-        if dsession is not None and not dsession.shouldstop:
-            dsession.shouldstop = message
+        # As without xdist: pytest prints "ERROR: <message>" and exits with 4 (usage error);
+        # xdist's session finish tears the workers down.
+        raise pytest.UsageError(message)
 
     def make_fallback(self) -> Any:
         dsession = self.config.pluginmanager.getplugin("dsession")

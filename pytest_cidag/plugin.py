@@ -147,6 +147,13 @@ def pytest_configure(config: pytest.Config) -> None:
     dag = DagPlugin(config, scan_job_dirs(config, settings.job_paths))
     config.stash[DAG_KEY] = dag
     config.pluginmanager.register(dag, "cidag-dag")
+    if dag.job_index():
+        # pytest's --lf keeps only the failed tests of a file at collection, so a passed test
+        # that a job needs would be missing from the graph. Collect whole files; LFPlugin
+        # still deselects what passed, and the selection pulls needs back in.
+        lf_wrapper = config.pluginmanager.get_plugin("lfplugin-collwrapper")
+        if lf_wrapper is not None:
+            config.pluginmanager.unregister(lf_wrapper)
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_cidag.distributed import ControllerSide, WorkerSide
 

@@ -319,13 +319,17 @@ def test_fast_fail_kills_a_term_ignoring_job_at_once(pytester: pytest.Pytester, 
     assert not alive(read_pids(pytester.path / "stubborn.pid")[0])
 
 
-def test_graph_errors_under_xdist_name_the_problem(pytester: pytest.Pytester, job: JobWriter) -> None:
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_graph_errors_under_xdist_name_the_problem(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    # The same usage error with and without xdist: said once, exit code 4.
     job("a", "true", needs='["b"]')
     job("b", "true", needs='["a"]')
-    result = run(pytester, "-n", "2")
-    result.stdout.fnmatch_lines(["ERROR: cidag: the jobs' needs form a cycle: a -> b -> a"])
-    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
-    assert result.ret != 0
+    result = run(pytester, "-n", n)
+    result.stderr.fnmatch_lines(["ERROR: cidag: the jobs' needs form a cycle: a -> b -> a"])
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output
+    assert output.count("form a cycle") == 1
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_a_job_that_ended_by_itself_is_not_cancelled_late(pytester: pytest.Pytester, job: JobWriter) -> None:
@@ -610,3 +614,35 @@ def test_dependencies_between_python_tests_hold_across_workers(
     job("a", timed())
     result = run(pytester, "-n", n, "test_x.py", "test_y.py", "cijobs")
     result.assert_outcomes(passed=8, failed=1, skipped=1)
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_lf_keeps_a_passed_test_that_a_job_needs(
+    pytester: pytest.Pytester, job: JobWriter, monkeypatch: pytest.MonkeyPatch, n: str
+) -> None:
+    # pytest's --lf keeps only the failed tests of a file at collection; a job's need on a
+    # test that passed in that file must still resolve (and the test pulled in if needed).
+    (pytester.path / "unit").mkdir()
+    (pytester.path / "unit" / "test_a.py").write_text(
+        """
+import os, pytest
+
+@pytest.mark.dependency(name="unit_ok")
+def test_unit():
+    assert not os.environ.get("FAIL_UNIT")
+
+def test_bad():
+    assert 0
+"""
+    )
+    pytester.makeini("[pytest]\ncidag_paths = cijobs\ntestpaths = cijobs unit\n")  # the file is not named itself
+    job("deploy", timed(), needs='["unit_ok"]')
+    job("lint", timed("exit 1"))
+    monkeypatch.setenv("FAIL_UNIT", "1")
+    run(pytester, "-n", n).assert_outcomes(passed=0, failed=3, skipped=1)
+    monkeypatch.delenv("FAIL_UNIT")
+    (pytester.path / "times.log").unlink()
+    result = run(pytester, "-n", n, "--lf")
+    result.assert_outcomes(passed=2, failed=2)  # test_unit, deploy; test_bad, lint
+    result = run(pytester, "-n", n, "--lf")
+    result.assert_outcomes(failed=2, deselected=2)
