@@ -453,7 +453,11 @@ class DagPlugin:
         old = cache.get(BLOCKED_CACHE_KEY, [])
         ran = set(self.outcomes)
         kept = [k for k in old if k not in ran]
-        cache.set(BLOCKED_CACHE_KEY, sorted({*kept, *self.blocked}))
+        # What a failure held back, for --lf; not what a skipped job held back (a skip is not
+        # a failure to rerun).
+        failed = {k for k, o in self.outcomes.items() if o.status in ("failed", "errored", "timeout", "crashed")}
+        held_back = {k for k in self.blocked if self.graph.upstream([k]) & failed}
+        cache.set(BLOCKED_CACHE_KEY, sorted({*kept, *held_back}))
         if self.durations:
             durations = self.known_durations()
             durations.update({k: round(v, 4) for k, v in self.durations.items()})

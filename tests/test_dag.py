@@ -180,6 +180,20 @@ def test_lf_reruns_failed_job_its_upstream_and_blocked_dependents(
     pytester.runpytest("--lf").assert_outcomes(passed=7)  # nothing failed: --lf runs everything
 
 
+def test_lf_leaves_out_what_a_skipped_job_held_back(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # --lf reruns failures and what they held back; a job skipped by its own choice (exit 77)
+    # and its dependents are not failures, as a skipped test is not for --lf.
+    job("broken", LOG + "\nexit 1")
+    job("after-broken", LOG, needs='["broken"]')
+    job("no-gpu", LOG + "\necho no GPU here; exit 77")
+    job("after-no-gpu", LOG, needs='["no-gpu"]')
+    pytester.runpytest().assert_outcomes(failed=1, skipped=3)
+    (pytester.path / "order.log").unlink()
+    result = pytester.runpytest("--lf")
+    result.assert_outcomes(failed=1, skipped=1, deselected=2)
+    assert order_log(pytester) == ["broken"]
+
+
 def test_no_deps_runs_exactly_the_selection_with_latest_outputs(pytester: pytest.Pytester, job: JobWriter) -> None:
     job("build", LOG + '\necho "version=$RANDOM-$$" >> "$CIDAG_OUTPUT"')
     job("use", LOG + '\necho "$CIDAG_NEEDS_BUILD_VERSION" > used-version', needs='["build"]')
