@@ -291,6 +291,11 @@ class ControllerSide:
     def started(self, key: str) -> bool:
         return key in self.started_keys
 
+    def session_ended(self, node: Any, message: str) -> None:
+        # As pytest.exit() ends a run without xdist: "Exit: <message>", its exit code.
+        status = getattr(node, "workeroutput", {}).get("exitstatus")
+        raise pytest.exit.Exception(message, returncode=status if isinstance(status, int) and status else None)
+
     def plan(self) -> DagPlan | None:
         with self.lock:
             data = next(iter(self.plans), None)

@@ -104,6 +104,9 @@ class Controller(Protocol):
     def started(self, key: str) -> bool:
         """Whether a worker has begun running ``key`` (its logstart arrived)."""
 
+    def session_ended(self, node: Any, message: str) -> None:
+        """A worker's session ended during a key (pytest.exit): end the run likewise."""
+
     def failures(self) -> int:
         """Failed reports so far, counted as pytest counts them for -x / --maxfail (a failed
         call and a teardown error of one test are two)."""
@@ -311,11 +314,7 @@ class DagScheduling:
     def _lost(self, node: Any, key: str | None, early: list[str]) -> str | None:
         """``node`` left the run holding ``key`` (or nothing): what xdist reports crashed."""
         if hasattr(node, "workeroutput"):
-            # It finished normally (xdist shut it down): it ran everything it started, so a
-            # key still marked as sent to it arrived after its shutdown command and never
-            # started. Like everything else the shutdown leaves unstarted, it is not reported.
-            if key is not None:
-                self._requeue(key, None)
+            self._finished_early(node, key)
             return None
         if early:
             # The worker died after a job passed, while it still sent that job's reports.
@@ -330,20 +329,23 @@ class DagScheduling:
             self._crash_due.append(crashed)
             self._check_maxfail(crashed, "crashed")
             return crashed
-        if key is None:
-            return None
         previous = self.last_on.get(node)
-        if previous is not None and not self.controller.started(key):
-            # The worker died before ``key`` began: in the tick, tearing down what
-            # ``previous`` left set up (its module's or class's fixtures). That is
-            # ``previous``'s teardown, so the crash is its crash, as plain xdist would say;
-            # what still waits for it is blocked on the next schedule(). ``key`` goes back.
-            self._requeue(key, None)
+        if previous is not None and (key is None or not self.controller.started(key)):
+            # The worker died between items: in the tick, tearing down what ``previous``
+            # left set up (its module's or class's fixtures), or while it waited with that
+            # teardown pending. That is ``previous``'s teardown, so the crash is its crash,
+            # as plain xdist would say; what still waits for it is blocked on the next
+            # schedule(), ``key`` (sent, never started) included. A job that had passed
+            # stays passed for scheduling, as above.
+            if key is not None:
+                self._requeue(key, None if previous in self.passed else previous)
             self.controller.node_crashed(node)
             self._crash_due.append(previous)
             self._late_blocks.append(previous)
             self._check_maxfail(previous, "crashed")
             return previous
+        if key is None:
+            return None
         # The worker died while running ``key``: xdist reports it as a crash right after
         # this returns, so its dependents are settled on the next schedule() call. It counts
         # for -x / --maxfail now: nothing more may start meanwhile.
@@ -351,6 +353,26 @@ class DagScheduling:
         self._unsettled.append(key)
         self._check_maxfail(key, "crashed")
         return key
+
+    def _finished_early(self, node: Any, key: str | None) -> None:
+        """``node``'s session ended by itself while ``key`` was marked as sent to it."""
+        if key is None:
+            return
+        if not self.controller.started(key):
+            # xdist shut it down: ``key`` arrived after the shutdown command and never
+            # started. Like everything else the shutdown leaves unstarted, it is not reported.
+            self._requeue(key, None)
+            return
+        # Its session ended during ``key`` (pytest.exit in a test): nothing is rerun, nothing
+        # more starts, and the run ends as a run without xdist would.
+        self.done.add(key)
+        for res in self._resources(key):
+            if self.held.get(res) == key:
+                del self.held[res]
+        if self.stopped is None:
+            worker = getattr(getattr(node, "gateway", None), "id", node)
+            self.stopped = f"worker {worker} ended its session (pytest.exit?) during {key!r}"
+        self.controller.session_ended(node, self.stopped)
 
     @_locked
     def schedule(self) -> None:
@@ -476,10 +498,19 @@ class DagScheduling:
             self._block_downstream(key)
 
     def _block_downstream(self, key: str) -> None:
-        """Block everything downstream of ``key`` that still waits, in an order where each
-        blocked node is reported before the nodes it blocks in turn."""
+        """Block everything downstream of ``key`` that has not been sent yet, in an order
+        where each blocked node is reported before the nodes it blocks in turn.
+
+        After a failure its dependents all still wait; after a late teardown error (found
+        once the item had passed) some may be ready already.
+        """
         assert self.plan is not None
-        blocked = self.plan.graph.downstream([key]) & self.waiting
+        downstream = self.plan.graph.downstream([key])
+        ready = {k for _, k in self.ready}
+        blocked = downstream & (self.waiting | ready)
+        if blocked & ready:
+            self.ready = [entry for entry in self.ready if entry[1] not in blocked]
+            heapq.heapify(self.ready)
         for dep in self.plan.graph.order([k for k in self.plan.run_keys if k in blocked]):
             self.waiting.discard(dep)
             self.done.add(dep)

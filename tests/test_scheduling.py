@@ -42,6 +42,7 @@ class FakeController:
         self.failed: str | None = None
         self.late: list[str] = []  # teardown errors found by the next tick
         self.not_started: set[str] = set()  # sent, but their worker died before they began
+        self.ended: str | None = None
 
     def plan(self) -> DagPlan | None:
         return self._plan
@@ -60,6 +61,9 @@ class FakeController:
 
     def started(self, key: str) -> bool:
         return key not in self.not_started
+
+    def session_ended(self, node: Any, message: str) -> None:
+        self.ended = message
 
     def report_late_teardown_errors(self) -> list[str]:
         late, self.late = self.late, []
@@ -260,10 +264,60 @@ def test_worker_crash_returns_the_job_and_blocks_dependents_later() -> None:
 
 
 def test_normal_remove_node_returns_none() -> None:
-    sched, controller, (w0, w1), _ = make({"a": []})
+    sched, controller, (w0, _w1), _ = make({"a": []})
     complete(sched, controller, "a")
-    idle = w1 if w0 in sched.running else w0
-    assert sched.remove_node(idle) is None
+    w0.workeroutput = {"exitstatus": 0}  # type: ignore[attr-defined]  # it finished normally
+    assert sched.remove_node(w0) is None
+    assert controller.crashed == []
+
+
+def test_a_crash_in_the_last_deferred_teardown_is_the_last_items() -> None:
+    # Nothing was sent after t: its worker died in the final tick (session teardown), or
+    # idle with t's teardown pending. The crash is t's.
+    sched, controller, (w0, _w1), _ = make({"t": []})
+    complete(sched, controller, "t")
+    assert sched.remove_node(w0) == "t"
+    assert controller.crashed == [w0]
+
+
+def test_a_crash_in_the_tick_holds_back_what_was_sent_next() -> None:
+    # d (needs t) was sent to t's worker, which died tearing down t's module fixtures before
+    # d began: the crash is t's, and d is skipped, not run elsewhere.
+    sched, controller, (_w0, _w1), _ = make({"t": [], "slow": [], "d": ["t"]}, durations={"slow": 9}, workers=2)
+    t_node = node_of(sched, "t")
+    complete(sched, controller, "t")
+    assert running(sched)[str(t_node)] == "d"
+    controller.not_started.add("d")
+    assert sched.remove_node(t_node) == "t"
+    controller.outcomes["t"] = "crashed"  # xdist's report
+    sched.schedule()
+    assert controller.blocked == ["d"]
+
+
+def test_a_late_teardown_error_also_blocks_what_is_ready_but_not_sent() -> None:
+    # p passed: d1 goes to p's worker at once, d2 waits for a free one. Then the tick after p
+    # finds p's teardown error: d1 runs on, d2 is blocked.
+    edges = {"long": [], "p": [], "d1": ["p"], "d2": ["p"]}
+    sched, controller, _, collection = make(edges, durations={"long": 9}, workers=2)
+    p_node = node_of(sched, "p")
+    complete(sched, controller, "p")
+    assert running(sched)[str(p_node)] == "d1"
+    assert [k for _, k in sched.ready] == ["d2"]
+    controller.late = ["p"]
+    sched.mark_test_complete(p_node, collection.index(TICK))
+    assert controller.blocked == ["d2"]
+    assert not sched.ready
+
+
+def test_a_worker_whose_session_ended_during_a_key_does_not_rerun_it() -> None:
+    # pytest.exit in a test ends that worker's session: the test is not sent elsewhere, and
+    # nothing more starts.
+    sched, controller, (w0, _w1), _ = make({"a": [], "b": [], "c": []}, workers=2)
+    key = running(sched)["gw0"]
+    w0.workeroutput = {"exitstatus": 3}  # type: ignore[attr-defined]
+    assert sched.remove_node(w0) is None
+    assert key in sched.done and key not in {k for _, k in sched.ready}
+    assert sched.stopped is not None and controller.ended == sched.stopped
 
 
 def test_runs_without_jobs_use_xdists_own_scheduler() -> None:

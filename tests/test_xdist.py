@@ -646,3 +646,42 @@ def test_bad():
     result.assert_outcomes(passed=2, failed=2)  # test_unit, deploy; test_bad, lint
     result = run(pytester, "-n", n, "--lf")
     result.assert_outcomes(failed=2, deselected=2)
+
+
+def test_a_crash_in_the_last_deferred_teardown_fails_the_run(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # Nothing is sent after test_a: its module is torn down in the worker's last tick,
+    # which dies there. As in plain xdist, that is test_a's crash.
+    pytester.makepyfile(
+        test_m="""
+        import os, pytest
+
+        @pytest.fixture(scope="module")
+        def res():
+            yield 1
+            os._exit(3)
+
+        def test_a(res):
+            pass
+        """
+    )
+    job("j", timed())
+    result = run(pytester, "-n", "1", "-rA")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAILED test_m.py::test_a - worker 'gw0' crashed while running*"])
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_pytest_exit_in_a_test_ends_the_run(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    pytester.makepyfile(
+        test_e="""
+        import pytest
+
+        def test_exit():
+            pytest.exit("bye", returncode=3)
+        """
+    )
+    job("j", timed(sleep=0.5))
+    result = run(pytester, "-n", n, "--cidag-first", "test_e.py::test_exit")
+    assert result.ret == 3
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*Exit:*"])
