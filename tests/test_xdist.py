@@ -47,6 +47,23 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:randomly", "--cidag-kill-grace", "0.3", *args)
 
 
+def module_with_teardown(pytester: pytest.Pytester, teardown: str) -> None:
+    """test_m.py: test_one, using a module-scoped fixture whose teardown runs ``teardown``."""
+    pytester.makepyfile(
+        test_m=f"""
+        import os, signal, pytest
+
+        @pytest.fixture(scope="module")
+        def res():
+            yield 1
+            {teardown}
+
+        def test_one(res):
+            assert res == 1
+        """
+    )
+
+
 @pytest.fixture
 def diamond(job: JobWriter) -> dict[str, list[str]]:
     edges = {
@@ -511,19 +528,7 @@ def test_a_worker_dying_right_after_a_pass_treats_all_dependents_alike(
 def test_a_module_fixture_teardown_error_is_an_error(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
     # Under xdist the module's teardown happens in the tick after the test (only then is
     # the worker's next item known); its error is still the test's teardown error.
-    pytester.makepyfile(
-        test_m="""
-        import pytest
-
-        @pytest.fixture(scope="module")
-        def res():
-            yield 1
-            raise RuntimeError("module teardown boom")
-
-        def test_one(res):
-            assert res == 1
-        """
-    )
+    module_with_teardown(pytester, 'raise RuntimeError("module teardown boom")')
     job("a", timed(sleep=0.3))
     result = run(pytester, "-n", n, "--junitxml=out.xml")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -538,19 +543,7 @@ def test_a_crash_in_the_deferred_teardown_is_the_previous_items(pytester: pytest
     # The module fixture's teardown kills the worker. It runs in the tick after test_one,
     # once job z was sent: the crash is test_one's (as plain xdist says), and z, which
     # never started, runs on the replacement worker.
-    pytester.makepyfile(
-        test_m="""
-        import os, signal, pytest
-
-        @pytest.fixture(scope="module")
-        def res():
-            yield 1
-            os.kill(os.getpid(), signal.SIGKILL)
-
-        def test_one(res):
-            assert res == 1
-        """
-    )
+    module_with_teardown(pytester, "os.kill(os.getpid(), signal.SIGKILL)")
     job("z", timed())
     job("y", timed(), needs='["z"]')
     result = run(pytester, "-n", "1", "--cidag-first", "test_m.py::test_one", "-rA")
@@ -649,25 +642,13 @@ def test_bad():
 
 
 def test_a_crash_in_the_last_deferred_teardown_fails_the_run(pytester: pytest.Pytester, job: JobWriter) -> None:
-    # Nothing is sent after test_a: its module is torn down in the worker's last tick,
-    # which dies there. As in plain xdist, that is test_a's crash.
-    pytester.makepyfile(
-        test_m="""
-        import os, pytest
-
-        @pytest.fixture(scope="module")
-        def res():
-            yield 1
-            os._exit(3)
-
-        def test_a(res):
-            pass
-        """
-    )
+    # Nothing is sent after test_one: its module is torn down in the worker's last tick,
+    # which dies there. As in plain xdist, that is test_one's crash.
+    module_with_teardown(pytester, "os._exit(3)")
     job("j", timed())
     result = run(pytester, "-n", "1", "-rA")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["FAILED test_m.py::test_a - worker 'gw0' crashed while running*"])
+    result.stdout.fnmatch_lines(["FAILED test_m.py::test_one - worker 'gw0' crashed while running*"])
 
 
 @pytest.mark.parametrize("n", ["0", "2"])
