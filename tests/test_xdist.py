@@ -183,7 +183,7 @@ def test_selection_and_deselected_count(pytester: pytest.Pytester, job: JobWrite
 
 def test_maxfail_kills_running_jobs_on_other_workers(pytester: pytest.Pytester, job: JobWriter) -> None:
     job("a-slow", "echo $$ > slow.pid; sleep 60 & echo $! >> slow.pid; wait")
-    job("breaks", "sleep 1; exit 1")
+    job("breaks", "until [ -s slow.pid ]; do sleep 0.05; done; sleep 0.5; exit 1")  # while a-slow runs
     job("later", "true", needs='["breaks"]')
     job("queued", "true")  # waits for a free worker, and none frees up before the stop
     result = run(pytester, "-n", "2", "-x", "-rs")
@@ -351,8 +351,10 @@ def test_graph_errors_under_xdist_name_the_problem(pytester: pytest.Pytester, jo
 
 def test_a_job_that_ended_by_itself_is_not_cancelled_late(pytester: pytest.Pytester, job: JobWriter) -> None:
     """A fast-fail abort arriving while a passed job's leftovers get their grace changes nothing."""
-    job("a-fails", "sleep 0.6; exit 1")
-    job("b-passes", "(trap '' TERM; sleep 30) & sleep 0.3; exit 0")
+    # a-fails fails once b-passes has ended, while b's TERM-ignoring leftover gets its grace
+    # (whenever each worker started)
+    job("a-fails", "until [ -e b-done ]; do sleep 0.05; done; sleep 0.2; exit 1")
+    job("b-passes", "(trap '' TERM; sleep 30) & sleep 0.3; touch b-done; exit 0")
     result = pytester.runpytest_subprocess("-n", "2", "-x", "-p", "no:randomly", "--cidag-kill-grace", "2")
     result.assert_outcomes(passed=1, failed=1)
 
@@ -444,9 +446,9 @@ def test_no_job_is_sent_to_a_worker_xdist_shuts_down(pytester: pytest.Pytester, 
     # With restarts disabled, xdist shuts the run down after a crash. A job that passes
     # afterwards must not release work to a worker that is shutting down: xdist would
     # then find that work unfinished and stop with an INTERNALERROR.
-    job("crash", "sleep 0.3; kill -9 $PPID; sleep 10")
+    job("crash", "until [ -e a-started ]; do sleep 0.05; done; kill -9 $PPID; sleep 10")  # while a runs
     job("after-crash", "true", needs='["crash"]')
-    job("a", timed(sleep=1.5))
+    job("a", timed("touch a-started; sleep 1.5"))
     job("d", timed())
     result = run(pytester, "-n", "2", "--max-worker-restart=0")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
@@ -458,9 +460,9 @@ def test_no_job_is_sent_to_a_worker_xdist_shuts_down(pytester: pytest.Pytester, 
 def test_a_crash_stops_the_run_at_once_under_x(pytester: pytest.Pytester, job: JobWriter) -> None:
     # The crash is the first failure: nothing starts after it, not even on the worker
     # that replaces the crashed one, and the job running elsewhere is cancelled.
-    job("crash", "sleep 0.3; kill -9 $PPID; sleep 10")
+    job("crash", "until [ -e a-started ]; do sleep 0.05; done; kill -9 $PPID; sleep 10")  # while a runs
     job("after-crash", "true", needs='["crash"]')
-    job("a", timed(sleep=20))
+    job("a", timed("touch a-started; sleep 20"))
     job("d", timed())
     result = run(pytester, "-n", "2", "-x", "-rs")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
