@@ -528,7 +528,7 @@ def _dependency_index(config: pytest.Config, items: Iterable[pytest.Item]) -> di
                 name = nodeid.split("::", 1)[1]
             else:
                 name = nodeid.split("::", 2)[2]
-            index.setdefault((scope, container, name), item.nodeid)
+            index[(scope, container, name)] = item.nodeid  # the last wins, as in pytest-dependency
     return index
 
 
