@@ -362,7 +362,8 @@ class ControllerSide:
             location=location,
             keywords={},
             outcome="skipped",
-            longrepr=(path, (lineno or 0) + 1, f"Skipped: {reason}"),
+            # an absolute path, as a skip raised in the item's own setup has (JUnit shows it)
+            longrepr=(str(self.config.rootpath / path), (lineno or 0) + 1, f"Skipped: {reason}"),
             when="setup",
         )
         hook.pytest_runtest_logreport(report=setup)

@@ -213,11 +213,14 @@ def test_worker_crash_fails_the_job_and_the_run_goes_on(pytester: pytest.Pyteste
 
 
 def outcomes_by_id(xml: Path) -> dict[str, tuple[str, str]]:
+    """classname::name -> (kind, message); a skip's message is its whole text (path:line: reason)."""
     suite = next(iter(junitparser.JUnitXml.fromfile(str(xml))))
     out = {}
     for case in suite:
         kind = type(case.result[0]).__name__ if case.result else "Passed"
         message = case.result[0].message if case.result else ""
+        if kind == "Skipped":
+            message = case.result[0].text or message
         out[f"{case.classname}::{case.name}"] = (kind, message or "")
     return out
 
@@ -236,8 +239,9 @@ def test_outcomes_match_the_single_process_run(pytester: pytest.Pytester, job: J
     single = outcomes_by_id(pytester.path / "single.xml")
     multi = outcomes_by_id(pytester.path / "multi.xml")
     assert single == multi
-    assert single["cijobs.e2e.sh::e2e"] == ("Skipped", "upstream job 'build-wheel' failed")
-    assert single["cijobs.after-slow.sh::after-slow"] == ("Skipped", "upstream job 'slowpoke' timed out")
+    e2e = pytester.path / "cijobs" / "e2e.sh"
+    assert single["cijobs.e2e.sh::e2e"] == ("Skipped", f"{e2e}:1: upstream job 'build-wheel' failed")
+    assert single["cijobs.after-slow.sh::after-slow"][1].endswith("upstream job 'slowpoke' timed out")
 
 
 def test_critical_path_first_with_recorded_durations(pytester: pytest.Pytester, job: JobWriter) -> None:
