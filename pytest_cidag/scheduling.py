@@ -166,6 +166,7 @@ class DagScheduling:
         self._unsettled: list[str] = []
         self._crash_due: list[str] = []  # finished, then their worker died: crash reports due
         self._late_blocks: list[str] = []  # finished, then crashed in the tick after them
+        self._doomed: list[str] = []  # every need ended, one did not pass: to report blocked
         self.last_on: dict[Any, str] = {}  # worker -> the last key it finished
         self._priority: dict[str, tuple[int, float, int]] = {}
         self.passed: set[str] = set()  # passed early, per the worker
@@ -253,8 +254,9 @@ class DagScheduling:
             # What it released already runs; what still waits for it is blocked now.
             for key in self.controller.report_late_teardown_errors():
                 self._check_maxfail(key, "errored")
-                if self.stopped is None and key not in self.passed:
-                    self._block_downstream(key)
+                if key not in self.passed:
+                    self._failed_late(key)
+            self._report_blocked()
             return
         key = self.collection[item_index]
         self.last_on[node] = key
@@ -387,8 +389,9 @@ class DagScheduling:
             self._finish(self._unsettled.pop(0))
         while self._late_blocks:
             late = self._late_blocks.pop(0)
-            if self.stopped is None and late not in self.passed:
-                self._block_downstream(late)
+            if late not in self.passed:
+                self._failed_late(late)
+        self._report_blocked()
         self._dispatch()
 
     # --- internals ----------------------------------------------------------------------
@@ -487,34 +490,57 @@ class DagScheduling:
         outcome = self._outcome(key)
         if outcome in FAILURES:
             self._check_maxfail(key, outcome)
-        if outcome == "passed":
-            for dep in self.plan.graph.dependents.get(key, ()):
-                if dep in self.waiting and all(
-                    n in self.done and self._outcome(n) == "passed" for n in self._needs(dep)
-                ):
-                    self.waiting.discard(dep)
-                    heapq.heappush(self.ready, (self._priority[dep], dep))
-        elif self.stopped is None:
-            self._block_downstream(key)
+        for dep in self._dependents(key):
+            if dep in self.waiting:
+                self._settle(dep)
 
-    def _block_downstream(self, key: str) -> None:
-        """Block everything downstream of ``key`` that has not been sent yet, in an order
-        where each blocked node is reported before the nodes it blocks in turn.
-
-        After a failure its dependents all still wait; after a late teardown error (found
-        once the item had passed) some may be ready already.
-        """
+    def _dependents(self, key: str) -> list[str]:
         assert self.plan is not None
-        downstream = self.plan.graph.downstream([key])
-        ready = {k for _, k in self.ready}
-        blocked = downstream & (self.waiting | ready)
-        if blocked & ready:
-            self.ready = [entry for entry in self.ready if entry[1] not in blocked]
+        dependents = set(self.plan.graph.dependents.get(key, ()))
+        return [k for k in self.plan.run_keys if k in dependents]
+
+    def _settle(self, key: str) -> None:
+        """``key`` waits: once everything it needs has ended, it is ready (all passed) or
+        doomed (blocked on the next _report_blocked()).
+
+        Not before: its skip names the first need in its own order that did not pass, as
+        without xdist, whichever of them ended first here.
+        """
+        needs = self._needs(key)
+        if any(n not in self.done for n in needs):
+            return
+        if all(self._outcome(n) == "passed" for n in needs):
+            self.waiting.discard(key)
+            heapq.heappush(self.ready, (self._priority[key], key))
+        elif key not in self._doomed:
+            self._doomed.append(key)
+
+    def _failed_late(self, key: str) -> None:
+        """``key`` passed, then a teardown error or crash was found after it (in the tick):
+        what it released but was not sent yet waits again, and is settled anew."""
+        dependents = self._dependents(key)
+        ready = {k for _, k in self.ready} & set(dependents)
+        if ready:
+            self.ready = [entry for entry in self.ready if entry[1] not in ready]
             heapq.heapify(self.ready)
-        for dep in self.plan.graph.order([k for k in self.plan.run_keys if k in blocked]):
-            self.waiting.discard(dep)
-            self.done.add(dep)
-            self.controller.block(dep)
+            self.waiting |= ready
+        for dep in dependents:
+            if dep in self.waiting:
+                self._settle(dep)
+
+    def _report_blocked(self) -> None:
+        """Report the doomed keys SKIPPED (from xdist's loop only: it calls pytest hooks),
+        each before what it blocks in turn. Nothing is reported after a fast-fail stop."""
+        while self._doomed:
+            key = self._doomed.pop(0)
+            if self.stopped is not None or key not in self.waiting:
+                continue
+            self.waiting.discard(key)
+            self.done.add(key)
+            self.controller.block(key)
+            for dep in self._dependents(key):
+                if dep in self.waiting:
+                    self._settle(dep)
 
     def _outcome(self, key: str) -> str | None:
         if key in self.passed:  # passed early: whatever is reported later (a crash) does not undo that

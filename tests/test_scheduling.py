@@ -201,9 +201,22 @@ def test_failure_blocks_downstream_in_order() -> None:
     sched, controller, _, _ = make({"a": [], "b": ["a"], "c": ["b"], "d": [], "e": ["d", "c"]}, workers=1)
     assert running(sched) == {"gw0": "a"}  # the longest path starts first
     complete(sched, controller, "a", "failed")
-    assert controller.blocked == ["b", "c", "e"]  # each before what it blocks in turn
+    assert controller.blocked == ["b", "c"]  # each before what it blocks in turn
     assert running(sched) == {"gw0": "d"}  # unrelated work goes on
     complete(sched, controller, "d")
+    # e is blocked once all it needs has ended, so its skip names the same need (the first
+    # in its own order that did not pass) as without xdist, whatever ended first
+    assert controller.blocked == ["b", "c", "e"]
+    assert sched.tests_finished
+
+
+def test_a_skip_waits_for_every_need_to_end() -> None:
+    # x needs f and s: s is skipped at once, f fails later. x is reported only then.
+    sched, controller, _, _ = make({"f": [], "s": [], "x": ["f", "s"], "y": ["x"]}, workers=2)
+    complete(sched, controller, "s", "skipped")
+    assert controller.blocked == []
+    complete(sched, controller, "f", "failed")
+    assert controller.blocked == ["x", "y"]
     assert sched.tests_finished
 
 
@@ -483,7 +496,8 @@ def test_a_teardown_error_found_by_the_tick_blocks_what_still_waits() -> None:
     complete(sched, controller, "t")
     controller.late = ["t"]
     sched.mark_test_complete(t_node, collection.index(TICK))
-    assert controller.blocked == ["dep"]
     assert sched.stopped is None  # one failure; --maxfail=2
+    assert controller.blocked == []  # dep still waits for slow
     complete(sched, controller, "slow")
+    assert controller.blocked == ["dep"]
     assert sched.tests_finished

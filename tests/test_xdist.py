@@ -672,3 +672,19 @@ def test_pytest_exit_in_a_test_ends_the_run(pytester: pytest.Pytester, job: JobW
     assert result.ret == 3
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*Exit:*"])
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_a_skip_names_the_same_blocker_with_and_without_xdist(
+    pytester: pytest.Pytester, job: JobWriter, n: str
+) -> None:
+    # x needs f and early-skip, which is skipped first; f fails after it. Without xdist x's
+    # skip names f (the first of its needs that did not pass); under xdist too, not
+    # whichever ended first.
+    job("f", "for i in $(seq 200); do [ -e s-done ] && break; sleep 0.05; done; exit 1")
+    job("early-skip", "touch s-done; echo no GPU; exit 77")
+    job("x", "true", needs='["f", "early-skip"]')
+    job("y", "true", needs='["x"]')
+    result = run(pytester, "-n", n, "-rs")
+    result.assert_outcomes(failed=1, skipped=3)
+    result.stdout.fnmatch_lines(["SKIPPED * cijobs/x.sh:1: upstream job 'f' failed"])
