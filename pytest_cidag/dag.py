@@ -468,7 +468,8 @@ class DagPlugin:
             return []
         labels = ", ".join(self.graph.nodes[k].label for k in self.pulled_in)
         n = len(self.pulled_in)
-        return [f"cidag: {n} upstream {'job' if n == 1 else 'jobs'} added because the selection needs them: {labels}"]
+        what, them = ("job", "it") if n == 1 else ("jobs", "them")
+        return [f"cidag: {n} upstream {what} added because the selection needs {them}: {labels}"]
 
     # --- the graph view ----------------------------------------------------------------
 

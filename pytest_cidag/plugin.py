@@ -30,7 +30,7 @@ from pytest_cidag.runner import DEFAULT_KILL_GRACE, Terminated
 from pytest_cidag.settings import RUNS_DIR, Settings, latest_run, new_run_name
 
 PATHS_HELP = "Directories (relative to the rootdir) whose scripts are jobs (default: cijobs)"
-RUN_DIR_HELP = "Directory for this run's job logs and outputs (default: .cidag/runs/<time>-<pid>)"
+RUN_DIR_HELP = "Directory for this run's job logs and outputs (default: .cidag/runs/<date>-<time>-<ms>-<pid>)"
 KILL_GRACE_HELP = f"Seconds between TERM and KILL when a job's process tree is killed (default: {DEFAULT_KILL_GRACE:g})"
 TAIL_HELP = "Lines of a failed job's output shown in its failure report (default: 15)"
 REPORT_LIMIT_HELP = "Bytes of a job's output attached to its report; more is cut in the middle (default: 1048576)"
