@@ -227,6 +227,7 @@ class ControllerSide:
         self.scheduler: DagScheduling | None = None
         self.failed_reports = 0
         self.started_keys: set[str] = set()
+        self.exit_pending: tuple[str, int | None] | None = None
         self.late_errors: list[Any] = []  # serialized teardown reports, from the side channel
 
     @property
@@ -292,9 +293,18 @@ class ControllerSide:
         return key in self.started_keys
 
     def session_ended(self, node: Any, message: str) -> None:
-        # As pytest.exit() ends a run without xdist: "Exit: <message>", its exit code.
+        # The run ends as pytest.exit() ends one without xdist ("Exit: <message>", its exit
+        # code), once what runs elsewhere has been cancelled and reported (pytest_runtestloop).
         status = getattr(node, "workeroutput", {}).get("exitstatus")
-        raise pytest.exit.Exception(message, returncode=status if isinstance(status, int) and status else None)
+        self.exit_pending = (message, status if isinstance(status, int) and status else None)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        result = yield
+        if self.exit_pending is not None:
+            message, status = self.exit_pending
+            raise pytest.exit.Exception(message, returncode=status)
+        return result
 
     def plan(self) -> DagPlan | None:
         with self.lock:

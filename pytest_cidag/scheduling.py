@@ -374,6 +374,8 @@ class DagScheduling:
         if self.stopped is None:
             worker = getattr(getattr(node, "gateway", None), "id", node)
             self.stopped = f"worker {worker} ended its session (pytest.exit?) during {key!r}"
+            if self.running:  # jobs running elsewhere are cancelled, as by -x
+                self.controller.abort(list(self.running), self.stopped)
         self.controller.session_ended(node, self.stopped)
 
     @_locked

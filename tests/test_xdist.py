@@ -667,11 +667,17 @@ def test_pytest_exit_in_a_test_ends_the_run(pytester: pytest.Pytester, job: JobW
             pytest.exit("bye", returncode=3)
         """
     )
-    job("j", timed(sleep=0.5))
-    result = run(pytester, "-n", n, "--cidag-first", "test_e.py::test_exit")
+    job("a", timed())
+    job("long", timed(sleep=20))
+    result = run(pytester, "-n", n, "--cidag-first", "test_e.py::test_exit", "--junitxml=out.xml")
     assert result.ret == 3
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*Exit:*"])
+    if (pytester.path / "times.log").exists():
+        # a job that started elsewhere is cancelled and reported, not dropped
+        started = {line.split()[1] for line in (pytester.path / "times.log").read_text().splitlines()}
+        reported = {c.name for suite in junitparser.JUnitXml.fromfile(str(pytester.path / "out.xml")) for c in suite}
+        assert started <= reported
 
 
 @pytest.mark.parametrize("n", ["0", "2"])
