@@ -186,6 +186,11 @@ def _unknown(node: Node, entry: str, names: Mapping[str, list[str]]) -> str:
     hint = did_you_mean(entry, [k for k in names if "::" not in k]) or did_you_mean(entry, list(names))
     where = f" ({node.where})" if node.where else ""
     what = "a job, a job's leg, or the name or node id of a collected test"
+    if not hint:
+        hint = (
+            " (a test counts only when this run collects it: name its file or directory too,"
+            " as in `pytest cijobs tests`)"
+        )
     return f"{node.kind} '{node.label}'{where} needs '{entry}', which is not {what}{hint}"
 
 

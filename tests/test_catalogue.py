@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
-FILE_RE = re.compile(r"^`(?P<path>[^`]+)`\n```sh\n(?P<body>.*?)```", re.M | re.S)
+FILE_RE = re.compile(r"^`(?P<path>[^`]+)`\n```(?:sh|python)\n(?P<body>.*?)```", re.M | re.S)
 COMMAND_RE = re.compile(r"^`(?P<command>pytest[^`]*)`\n```text\n(?P<lines>.*?)```", re.M | re.S)
 
 
