@@ -447,13 +447,14 @@ class DagScheduling:
     def _requeue(self, key: str, crashed: str | None) -> None:
         """``key`` was sent to a worker that never started it: undo the dispatch.
 
-        Downstream of ``crashed`` it waits (settling the crash blocks it); else it is ready.
+        When it needs ``crashed`` it waits (settling the crash blocks it); else it is ready
+        (what it needs passed, as it was sent).
         """
         assert self.plan is not None
         for res in self._resources(key):
             if self.held.get(res) == key:
                 del self.held[res]
-        if crashed is not None and key in self.plan.graph.downstream([crashed]):
+        if crashed is not None and crashed in self._needs(key):
             self.waiting.add(key)
         else:
             heapq.heappush(self.ready, (self._priority[key], key))

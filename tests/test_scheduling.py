@@ -501,3 +501,15 @@ def test_a_teardown_error_found_by_the_tick_blocks_what_still_waits() -> None:
     complete(sched, controller, "slow")
     assert controller.blocked == ["dep"]
     assert sched.tests_finished
+
+
+def test_a_requeued_key_waits_only_for_a_crashed_direct_need() -> None:
+    # t -> m -> k: m passed after t, k was sent and never started. A crash blamed on t holds
+    # back what needs t itself; k needs only m, which passed: it is ready again (were it to
+    # wait, nothing would ever settle it).
+    sched, _controller, _, _ = make({"t": [], "m": ["t"], "k": ["m"]}, workers=1)
+    sched.waiting -= {"m", "k"}  # as if both had been sent
+    sched._requeue("k", "t")
+    assert "k" in {key for _, key in sched.ready} and "k" not in sched.waiting
+    sched._requeue("m", "t")
+    assert "m" in sched.waiting
