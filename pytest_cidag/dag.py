@@ -25,6 +25,7 @@ from pytest_cidag.graph import GraphError, JobGraph, Node, to_dot, to_json_data,
 from pytest_cidag.items import DAG_KEY, SETTINGS_KEY, JobFile, JobItem
 from pytest_cidag.jobspec import JobSpec, did_you_mean
 from pytest_cidag.outputs import OutputError, needs_environ, parse_outputs
+from pytest_cidag.scheduling import FAILURES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Sequence
@@ -455,7 +456,7 @@ class DagPlugin:
         kept = [k for k in old if k not in ran]
         # What a failure held back, for --lf; not what a skipped job held back (a skip is not
         # a failure to rerun).
-        failed = {k for k, o in self.outcomes.items() if o.status in ("failed", "errored", "timeout", "crashed")}
+        failed = {k for k, o in self.outcomes.items() if o.status in FAILURES}
         held_back = {k for k in self.blocked if self.graph.upstream([k]) & failed}
         cache.set(BLOCKED_CACHE_KEY, sorted({*kept, *held_back}))
         if self.durations:
