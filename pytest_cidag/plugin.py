@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+from pytest_cidag import signals
 from pytest_cidag.dag import DagPlugin, graph_main
 from pytest_cidag.items import (
     DAG_KEY,
@@ -26,7 +25,7 @@ from pytest_cidag.items import (
     scan_job_dirs,
     shown_path,
 )
-from pytest_cidag.runner import DEFAULT_KILL_GRACE, Terminated
+from pytest_cidag.runner import DEFAULT_KILL_GRACE
 from pytest_cidag.settings import RUNS_DIR, Settings, latest_run, new_run_name
 
 PATHS_HELP = "Directories (relative to the rootdir) whose scripts are jobs (default: cijobs)"
@@ -110,31 +109,13 @@ def resolve_settings(config: pytest.Config) -> Settings:
     )
 
 
-SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated(f"terminated by {signal.Signals(signum).name}")
-
-
-def _install_signal_handlers(config: pytest.Config) -> None:
-    """SIGTERM and SIGHUP wind pytest down as Ctrl-C does, so running jobs' trees are killed.
-
-    Only where nobody else handles them (the default action would kill pytest at once and
-    leave every job process behind).
-    """
-    old: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) is signal.SIG_DFL:
-                old[sig] = signal.signal(sig, _terminate)
-    config.stash[SIGNALS_KEY] = old
+RESTORE_SIGNALS_KEY = pytest.StashKey[Any]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for sig, handler in config.stash.get(SIGNALS_KEY, {}).items():
-        if signal.getsignal(sig) is _terminate:
-            signal.signal(sig, handler)
+    restore = config.stash.get(RESTORE_SIGNALS_KEY, None)
+    if restore is not None:
+        restore()
 
 
 @pytest.hookimpl(trylast=True)
@@ -143,7 +124,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # other plugins' tryfirst wrappers), so its collection wrapper is the outermost one.
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
-    _install_signal_handlers(config)
+    # SIGTERM and SIGHUP wind pytest down as Ctrl-C does, so running jobs' trees are killed.
+    config.stash[RESTORE_SIGNALS_KEY] = signals.wind_down()
     dag = DagPlugin(config, scan_job_dirs(config, settings.job_paths))
     config.stash[DAG_KEY] = dag
     config.pluginmanager.register(dag, "cidag-dag")

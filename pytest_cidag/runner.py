@@ -23,20 +23,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from pytest_cidag import signals
 
 TAG_PREFIX = "CIDAG_TAG_"
 DEFAULT_KILL_GRACE = 2.0
 #: Grace before KILL when a job is cancelled (fast-fail): the run is ending, so be quick.
 ABORT_GRACE = 0.3
 _POLL = 0.02
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised by the plugin's SIGTERM/SIGHUP handler: pytest winds down as on Ctrl-C."""
+#: The points of a job's start and end, in order, where ``on_step`` is called. A signal at
+#: any of them, or between them, ends with the whole tree killed and a "job killed" line.
+#: ("tee-started" only with ``tee``.) After "exited" come the leftovers' kill and the log's
+#: last line; once :meth:`JobProcess.run` returns, the job is over.
+STEPS = ("spawning", "spawned", "tee-started", "waiting", "exited")
 
 
 @dataclass(frozen=True)
@@ -345,6 +348,7 @@ class JobProcess:
         nice: int = 0,
         tee: BinaryIO | None = None,
         kill_grace: float = DEFAULT_KILL_GRACE,
+        on_step: Callable[[str], None] | None = None,
     ) -> None:
         self.argv = tuple(argv)
         self.log_path = log_path
@@ -362,6 +366,10 @@ class JobProcess:
         self._killing = False
         self._since: int | None = None
         self._exited = False
+        self._reader: threading.Thread | None = None
+        #: Called with each step's name (``STEPS``) as the job starts and ends: a seam for
+        #: tests that deliver a signal at each point.
+        self.on_step = on_step
 
     def _spawn_argv(self) -> list[str]:
         argv = resolve_env_shebang(self.argv, self.env)
@@ -372,80 +380,40 @@ class JobProcess:
         return argv
 
     def run(self) -> JobResult:
-        """Start the job, wait for it, clean up; re-raises KeyboardInterrupt after cleanup."""
+        """Start the job, wait for it, clean up; an interrupt is re-raised after cleanup.
+
+        Whatever ends the wait (the job, its timeout, an abort from another thread, or a
+        signal at any step), every process of the job is gone when this returns or raises,
+        and its log says why it was killed. The steps a test can stop at are ``STEPS``.
+        """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.time()
-        timed_out = False
-        reader: threading.Thread | None = None
         # One open: created or truncated, and O_APPEND so the job's processes and this one
         # can all append safely; unbuffered.
         fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        with open(fd, "ab+", buffering=0) as log:
-            try:
-                proc = subprocess.Popen(
-                    self._spawn_argv(),
-                    cwd=self.cwd,
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE if self.tee is not None else log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            except OSError as exc:
-                log.write(f"[cidag] could not start {self.argv[0]!r}: {exc}\n".encode())
-                raise
-            # Read now, while the job's first process surely exists: nothing older is its child.
-            self._since = start_ticks(proc.pid)
-            with self._lock:
-                self._proc = proc
-                pending_abort = self._abort_reason
-            if self.tee is not None:
-                assert proc.stdout is not None
-                reader = threading.Thread(
-                    target=_copy, args=(proc.stdout, log, self.tee), name="cidag-tee", daemon=True
-                )
-                reader.start()
-            if pending_abort is not None:
-                self._kill()
-            deadline = None if self.timeout is None else time.monotonic() + self.timeout
-            try:
-                while True:
-                    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    try:
-                        wait_for_exit(proc, remaining)
-                        with self._lock:
-                            # from here on the job has ended by itself: a late abort (fast-fail
-                            # elsewhere) must not turn its result into "cancelled"
-                            self._exited = True
-                        break
-                    except subprocess.TimeoutExpired:
-                        timed_out = True
-                        self._kill()
-            except BaseException as exc:  # KeyboardInterrupt, SystemExit: never leave the tree
-                if isinstance(exc, Terminated):
-                    reason = str(exc) or "terminated"
-                elif isinstance(exc, KeyboardInterrupt):
-                    reason = "interrupted"
-                else:
-                    reason = type(exc).__name__
-                with self._lock:
-                    self._abort_reason = self._abort_reason or reason
-                self._kill()
-                proc.wait()
-                self._finish(reader, log, proc)
-                _trailer(log, f"job killed: {self._abort_reason}")
-                raise
-            try:
-                leftovers = self._finish(reader, log, proc)
-            except BaseException:
-                # Interrupted while the leftovers got their grace: KILL them now, then go.
-                kill_tree(proc.pid, self.token, 0, self._since)
-                raise
-            if timed_out:
-                _trailer(log, f"job killed: timeout after {self.timeout:g}s")
-            elif self._abort_reason:
-                _trailer(log, f"job killed: {self._abort_reason}")
+        restore = signals.wind_down()  # SIGTERM/SIGHUP raise here, so the tree is killed
+        try:
+            with open(fd, "ab+", buffering=0) as log:
+                try:
+                    # Held until the job is registered: a signal then lands in this try.
+                    with signals.deferred():
+                        self._step("spawning")
+                        proc = self._spawn(log)
+                        self._step("spawned")
+                        self._start_tee(proc, log)
+                    self._step("waiting")
+                    timed_out = self._wait(proc)
+                    self._step("exited")
+                    leftovers = self._reap(self.kill_grace)
+                except BaseException as exc:
+                    self._end_on(exc, log)
+                    raise
+                if timed_out:
+                    _trailer(log, f"job killed: timeout after {self.timeout:g}s")
+                elif self._abort_reason:
+                    _trailer(log, f"job killed: {self._abort_reason}")
+        finally:
+            restore()
         return JobResult(
             argv=self.argv,
             returncode=proc.returncode,
@@ -457,15 +425,100 @@ class JobProcess:
             leftovers=leftovers,
         )
 
-    def _finish(self, reader: threading.Thread | None, log: BinaryIO, proc: subprocess.Popen[bytes]) -> int:
-        """After the main process ended: kill what is left of the tree, drain the tee."""
-        leftovers = kill_tree(proc.pid, self.token, self.kill_grace, self._since)
-        if reader is not None:
-            reader.join(timeout=5)
-        log.flush()
+    def _step(self, name: str) -> None:
+        if self.on_step is not None:
+            self.on_step(name)
+
+    def _spawn(self, log: BinaryIO) -> subprocess.Popen[bytes]:
+        try:
+            proc = subprocess.Popen(
+                self._spawn_argv(),
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if self.tee is not None else log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            log.write(f"[cidag] could not start {self.argv[0]!r}: {exc}\n".encode())
+            raise
+        # Read now, while the job's first process surely exists: nothing older is its child.
+        self._since = start_ticks(proc.pid)
+        with self._lock:
+            self._proc = proc
+            pending_abort = self._abort_reason
+        if pending_abort is not None:  # aborted while it started
+            self._kill()
+        return proc
+
+    def _start_tee(self, proc: subprocess.Popen[bytes], log: BinaryIO) -> None:
+        if self.tee is None:
+            return
+        assert proc.stdout is not None
+        self._reader = threading.Thread(target=_copy, args=(proc.stdout, log, self.tee), name="cidag-tee", daemon=True)
+        self._reader.start()
+        self._step("tee-started")
+
+    def _wait(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Wait for the job's main process; True when its timeout killed it."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        timed_out = False
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                wait_for_exit(proc, remaining)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self._kill()
+                continue
+            with self._lock:
+                # from here on the job has ended by itself: a late abort (fast-fail
+                # elsewhere) must not turn its result into "cancelled"
+                self._exited = True
+            return timed_out
+
+    def _reap(self, grace: float) -> int:
+        """Kill what is left of the tree (TERM, KILL after ``grace``), reap the main
+        process, drain the tee. Returns how many processes were found alive."""
+        proc = self._proc
+        if proc is None:
+            # Never registered: only the tag can find what may have started.
+            return kill_tree(None, self.token, grace)
+        leftovers = kill_tree(proc.pid, self.token, grace, self._since)
+        proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
         return leftovers
 
+    def _end_on(self, exc: BaseException, log: BinaryIO) -> None:
+        """Leaving :meth:`run` by ``exc``: kill the whole tree, then say so in the log.
+
+        A second signal during the grace before KILL (a second Ctrl-C) kills at once; the
+        tree is gone before it propagates.
+        """
+        if self._proc is None and isinstance(exc, OSError):
+            return  # it could not start: nothing runs, the log says why
+        if isinstance(exc, signals.Terminated):
+            reason = str(exc) or "terminated"
+        elif isinstance(exc, KeyboardInterrupt):
+            reason = "interrupted"
+        else:
+            reason = type(exc).__name__
+        with self._lock:
+            self._abort_reason = self._abort_reason or reason
+        try:
+            self._reap(self.kill_grace)
+        except BaseException:
+            with signals.deferred():
+                self._reap(0)
+                _trailer(log, f"job killed: {self._abort_reason}")
+            raise
+        _trailer(log, f"job killed: {self._abort_reason}")
+
     def _kill(self, grace: float | None = None) -> None:
+        """Kill the tree (the timeout, or an abort); a no-op while another thread kills it."""
         with self._lock:
             proc = self._proc
             if proc is None or self._killing:
