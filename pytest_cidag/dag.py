@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_cidag.graph import GraphError, JobGraph, Node, to_dot, to_json_data, to_mermaid
+from pytest_cidag.core.graph import GraphError, JobGraph, Node, to_dot, to_json_data, to_mermaid
+from pytest_cidag.core.jobspec import JobSpec, did_you_mean
+from pytest_cidag.core.outputs import OutputError, needs_environ, parse_outputs
+from pytest_cidag.core.scheduling import FAILURES
 from pytest_cidag.items import DAG_KEY, SETTINGS_KEY, JobFile, JobItem
-from pytest_cidag.jobspec import JobSpec, did_you_mean
-from pytest_cidag.outputs import OutputError, needs_environ, parse_outputs
-from pytest_cidag.scheduling import FAILURES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Sequence
 
-    from pytest_cidag.settings import Settings
+    from pytest_cidag.core.settings import Settings
 
 BLOCKED_CACHE_KEY = "cidag/blocked"
 DURATIONS_CACHE_KEY = "cidag/durations"

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _pytest.runner import CallInfo
 
-from pytest_cidag import runner
-from pytest_cidag.graph import JobGraph, Node
+from pytest_cidag.core import runner
+from pytest_cidag.core.graph import JobGraph, Node
+from pytest_cidag.core.scheduling import DagPlan, DagScheduling, PlanError
 from pytest_cidag.items import DAG_KEY, SETTINGS_KEY, JobItem
-from pytest_cidag.scheduling import DagPlan, DagScheduling, PlanError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -214,7 +214,7 @@ class WorkerSide:
 
 
 class ControllerSide:
-    """Controller half: implements :class:`pytest_cidag.scheduling.Controller`."""
+    """Controller half: implements :class:`pytest_cidag.core.scheduling.Controller`."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config

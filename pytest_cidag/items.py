@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _pytest._code.code import ExceptionChainRepr, ReprEntryNative, ReprFileLocation, ReprTraceback
 
-from pytest_cidag import runner
-from pytest_cidag.jobspec import (
+from pytest_cidag.core import runner
+from pytest_cidag.core.jobspec import (
     JobLeg,
     JobSpec,
     JobSpecError,
@@ -25,8 +25,8 @@ from pytest_cidag.jobspec import (
     parse_file,
     parse_text,
 )
-from pytest_cidag.outputs import OutputError, parse_outputs
-from pytest_cidag.settings import Settings
+from pytest_cidag.core.outputs import OutputError, parse_outputs
+from pytest_cidag.core.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

@@ -10,7 +10,9 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-from pytest_cidag import signals
+from pytest_cidag.core import signals
+from pytest_cidag.core.runner import DEFAULT_KILL_GRACE
+from pytest_cidag.core.settings import RUNS_DIR, Settings, latest_run, new_run_name
 from pytest_cidag.dag import DagPlugin, graph_main
 from pytest_cidag.items import (
     DAG_KEY,
@@ -25,8 +27,6 @@ from pytest_cidag.items import (
     scan_job_dirs,
     shown_path,
 )
-from pytest_cidag.runner import DEFAULT_KILL_GRACE
-from pytest_cidag.settings import RUNS_DIR, Settings, latest_run, new_run_name
 
 PATHS_HELP = "Directories (relative to the rootdir) whose scripts are jobs (default: cijobs)"
 RUN_DIR_HELP = "Directory for this run's job logs and outputs (default: .cidag/runs/<date>-<time>-<ms>-<pid>)"

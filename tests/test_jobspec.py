@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cidag.jobspec import JobSpec, JobSpecError, command_for, find_block, parse_text
+from pytest_cidag.core.jobspec import JobSpec, JobSpecError, command_for, find_block, parse_text
 
 P = Path("cijobs/build.sh")
 

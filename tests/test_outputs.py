@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cidag.outputs import OutputError, needs_environ, parse_outputs
+from pytest_cidag.core.outputs import OutputError, needs_environ, parse_outputs
 
 
 def parse(tmp_path: Path, text: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import junitparser
 import pytest
@@ -59,11 +60,23 @@ def test_entry_point_is_installed() -> None:
     assert ep.load().pytest_collect_file
 
 
-def test_pure_cores_do_not_import_pytest(pytester: pytest.Pytester) -> None:
+PURE = sorted(
+    p.stem for p in (Path(__file__).parent.parent / "pytest_cidag" / "core").glob("*.py") if p.stem != "__init__"
+)
+
+
+def test_the_pure_package_holds_the_pure_modules() -> None:
+    assert {"jobspec", "graph", "outputs", "runner", "settings", "signals", "scheduling"} <= set(PURE)
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_do_not_import_pytest(pytester: pytest.Pytester, module: str) -> None:
+    # Each in a fresh interpreter: one module importing pytest must not hide behind another.
     code = (
         "import sys\n"
-        "import pytest_cidag.jobspec, pytest_cidag.runner, pytest_cidag.settings\n"
-        "assert 'pytest' not in sys.modules and '_pytest' not in sys.modules, sorted(sys.modules)\n"
+        f"import pytest_cidag.core.{module}\n"
+        "glue = {'pytest', '_pytest', 'pluggy', 'xdist', 'execnet'} & set(sys.modules)\n"
+        "assert not glue, glue\n"
     )
     result = pytester.run(__import__("sys").executable, "-c", code)
     assert result.ret == 0, result.stderr.str()

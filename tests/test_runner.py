@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cidag import runner
-from pytest_cidag.runner import (
+from pytest_cidag.core import runner
+from pytest_cidag.core.runner import (
     TAG_PREFIX,
     JobProcess,
     JobResult,

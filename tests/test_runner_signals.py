@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cidag import runner
+from pytest_cidag.core import runner
 from tests.helpers import PROC_MISSING, processes_with_variable
 
 pytestmark = pytest.mark.skipif(PROC_MISSING, reason="finding a job's processes by its tag needs /proc (Linux)")
@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(
     import json, os, signal, sys, time
     from pathlib import Path
 
-    from pytest_cidag import runner
+    from pytest_cidag.core import runner
 
     # No handlers of our own: SIGTERM and SIGHUP have their default action, which would
     # kill this process and orphan the job, unless the runner winds them down itself.

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pytest_cidag.graph import JobGraph, Node
-from pytest_cidag.scheduling import FAILURES, DagPlan, DagScheduling, priorities
+from pytest_cidag.core.graph import JobGraph, Node
+from pytest_cidag.core.scheduling import FAILURES, DagPlan, DagScheduling, priorities
 
 TICK = "tick"
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 
-from pytest_cidag.jobspec import did_you_mean
+from pytest_cidag.core.jobspec import did_you_mean
 
 
 @dataclass(frozen=True)

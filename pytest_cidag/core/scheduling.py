@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from pytest_cidag.graph import JobGraph
+from pytest_cidag.core.graph import JobGraph
 
 #: Outcomes of a finished key that can trip -x / --maxfail.
 FAILURES = frozenset({"failed", "errored", "timeout", "crashed"})

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pytest_cidag import signals
+from pytest_cidag.core import signals
 
 TAG_PREFIX = "CIDAG_TAG_"
 DEFAULT_KILL_GRACE = 2.0
