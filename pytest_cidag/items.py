@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import os
 import stat
@@ -13,53 +12,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _pytest._code.code import ExceptionChainRepr, ReprEntryNative, ReprFileLocation, ReprTraceback
 
+from pytest_cidag import internals
 from pytest_cidag.core import runner
-from pytest_cidag.core.jobspec import (
-    JobLeg,
-    JobSpec,
-    JobSpecError,
-    command_for,
-    display_command,
-    parse_file,
-    parse_text,
-)
-from pytest_cidag.core.outputs import OutputError, parse_outputs
-from pytest_cidag.core.settings import Settings
+from pytest_cidag.core.jobspec import JobLeg, JobSpec, JobSpecError, command_for, display_command, parse_text
+from pytest_cidag.core.outputs import OutputClash, OutputError, needs_environ_of, parse_outputs
+from pytest_cidag.core.status import Status
+from pytest_cidag.jobfiles import register_markers, shown_path
+from pytest_cidag.keys import RESULT_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
+
+    from pytest_cidag.core.settings import Settings
 
 #: Exit code that means "skipped" (automake's convention); the last output line is the reason.
 SKIP_EXIT_CODE = 77
-
-#: The effective timeout (seconds) pytest-timeout resolved for an item, when it is active.
-SETTINGS_KEY = pytest.StashKey[Settings]()
-#: The DAG state of this process (set by the plugin; absent in unit tests of items alone).
-DAG_KEY: pytest.StashKey[Any] = pytest.StashKey()
-#: On an xdist worker: the worker side of the side channel (abort messages, worker tag).
-WORKER_KEY: pytest.StashKey[Any] = pytest.StashKey()
-TIMEOUT_KEY = pytest.StashKey[float]()
-RESULT_KEY = pytest.StashKey[runner.JobResult]()
-
-
-def is_job_file(path: Path, config: pytest.Config) -> bool:
-    """A ``*.sh`` file, or an executable file with a shebang; not hidden, ``_``-prefixed or a test module."""
-    name = path.name
-    if name.startswith((".", "_")) or name == "conftest.py":
-        return False
-    if name.endswith(".py") and any(fnmatch.fnmatch(name, pat) for pat in config.getini("python_files")):
-        return False
-    if name.endswith(".sh"):
-        return True
-    if not os.access(path, os.X_OK):
-        return False
-    try:
-        with path.open("rb") as f:
-            return f.read(2) == b"#!"
-    except OSError:
-        return False
 
 
 class JobFile(pytest.Collector):
@@ -98,47 +66,6 @@ class JobFile(pytest.Collector):
             yield item
 
 
-def register_markers(config: pytest.Config, names: Iterable[str]) -> None:
-    """Declared by a job, so known: ``--strict-markers`` accepts them and ``--markers`` lists them."""
-    registered = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
-    for name in names:
-        if name not in registered:
-            config.addinivalue_line("markers", f"{name}: declared by a cidag job")
-            registered.add(name)
-
-
-def in_helper_dir(path: Path, job_dir: Path) -> bool:
-    """True for files under a ``_`` or ``.`` directory of a job directory: helpers, not jobs."""
-    return any(part.startswith(("_", ".")) for part in path.relative_to(job_dir).parts[:-1])
-
-
-def iter_job_files(config: pytest.Config, directory: Path) -> Iterator[Path]:
-    """Job files below ``directory`` (hidden and ``_`` directories skipped)."""
-    if not directory.is_dir():
-        return
-    for path in sorted(directory.rglob("*")):
-        if not in_helper_dir(path, directory) and path.is_file() and is_job_file(path, config):
-            yield path
-
-
-def scan_job_dirs(config: pytest.Config, directories: Iterable[Path]) -> dict[str, Path]:
-    """Parse every job file once: register its markers, and map job names to files.
-
-    Registering at configure time makes ``pytest --markers`` list them. A file that does not
-    parse is left out here; collection reports it with its line.
-    """
-    index: dict[str, Path] = {}
-    for directory in directories:
-        for path in iter_job_files(config, directory):
-            try:
-                spec = parse_file(path)
-            except (JobSpecError, OSError):
-                continue
-            register_markers(config, spec.markers)
-            index.setdefault(spec.name, path)
-    return index
-
-
 def _apply_markers(item: JobItem, spec: JobSpec) -> None:
     config = item.config
     register_markers(config, spec.markers)
@@ -153,13 +80,17 @@ class JobFailed(Exception):
     """A job ended badly; carries what the failure report shows."""
 
     def __init__(
-        self, headline: str, result: runner.JobResult | None, details: list[str], status: str = "failed"
+        self,
+        headline: str,
+        result: runner.JobResult | None,
+        details: list[str],
+        status: Status = Status.FAILED,
     ) -> None:
         super().__init__(headline)
         self.headline = headline
         self.result = result
         self.details = details
-        self.status = status  # "failed" or "timeout": how dependents name it
+        self.status = status  # FAILED or TIMEOUT: how dependents name it
 
 
 class JobItem(pytest.Item):
@@ -204,6 +135,30 @@ class JobItem(pytest.Item):
         if self.spec.cwd and not cwd.is_dir():
             raise JobFailed(f"the job's cwd {self.spec.cwd!r} is not a directory under the rootdir", None, [])
         output_path.unlink(missing_ok=True)  # a reused --cidag-run-dir must not leak old outputs
+        timeout = self.effective_timeout()
+        proc = runner.JobProcess(
+            argv,
+            log_path=log_path,
+            cwd=cwd,
+            env=self._environment(settings, run_dir, output_path),
+            timeout=timeout,
+            nice=self.spec.nice,
+            tee=getattr(sys.stdout, "buffer", None) if settings.tee else None,
+            kill_grace=settings.kill_grace,
+        )
+        result = self._run(proc, shown, settings)
+        self.stash[RESULT_KEY] = result
+        record_timing(run_dir, self.nodeid, self.job_id, result)
+        details = [
+            f"command:  {shown}",
+            f"duration: {result.duration:.2f}s",
+            f"log:      {shown_path(log_path, self.config)}",
+        ]
+        self._judge(result, timeout, details, output_path)
+
+    def _environment(self, settings: Settings, run_dir: Path, output_path: Path) -> dict[str, str]:
+        """The job's environment: the caller's, the block's ``env`` and matrix leg, the
+        ``CIDAG_*`` variables, the outputs of what it needs, and its worker's tag."""
         env = dict(os.environ)
         env.update(self.leg.environ())
         env.update(
@@ -214,53 +169,46 @@ class JobItem(pytest.Item):
         )
         if settings.testcases is not None:
             env["CIDAG_TESTCASES"] = settings.testcases
-        dag = self.config.stash.get(DAG_KEY, None)
-        if dag is not None:
+        run = self.config.stash.get(RUN_KEY, None)
+        if run is not None and run.graph is not None:
             try:
-                env.update(dag.needs_env(self))
-            except Exception as exc:  # OutputClash: a message for the user, not a traceback
+                env.update(
+                    needs_environ_of(run.graph, self.nodeid, run.run_keys, settings.run_dir, settings.previous_run_dir)
+                )
+            except OutputClash as exc:  # a message for the user, not a traceback
                 raise JobFailed(str(exc), None, []) from None
         worker = self.config.stash.get(WORKER_KEY, None)
         if worker is not None:
             env[worker.tag_variable] = "1"
-        timeout = self.effective_timeout()
-        tee = getattr(sys.stdout, "buffer", None) if settings.tee else None
-        proc = runner.JobProcess(
-            argv,
-            log_path=log_path,
-            cwd=cwd,
-            env=env,
-            timeout=timeout,
-            nice=self.spec.nice,
-            tee=tee,
-            kill_grace=settings.kill_grace,
-        )
+        return env
+
+    def _run(self, proc: runner.JobProcess, shown: str, settings: Settings) -> runner.JobResult:
+        """Run the process (registered with the worker, so an abort reaches it); its output
+        becomes the report's section whatever happens."""
+        worker = self.config.stash.get(WORKER_KEY, None)
         if worker is not None:
             worker.job_started(proc)
         try:
-            result = proc.run()
+            return proc.run()
         except OSError as exc:
             raise JobFailed(f"could not start: {exc}", None, [f"command:  {shown}"]) from None
         finally:
             if worker is not None:
                 worker.job_ended(proc)
-            self.add_report_section("call", "stdout", runner.read_for_report(log_path, settings.report_limit))
-        self.stash[RESULT_KEY] = result
-        record_timing(run_dir, self.nodeid, self.job_id, result)
-        details = [
-            f"command:  {shown}",
-            f"duration: {result.duration:.2f}s",
-            f"log:      {shown_path(log_path, self.config)}",
-        ]
+            self.add_report_section("call", "stdout", runner.read_for_report(proc.log_path, settings.report_limit))
+
+    def _judge(self, result: runner.JobResult, timeout: float | None, details: list[str], output_path: Path) -> None:
+        """The job's outcome: return to pass, raise to skip or fail."""
         if result.timed_out:
-            raise JobFailed(f"Timeout (>{timeout:g}s): the job's process tree was killed", result, details, "timeout")
+            raise JobFailed(
+                f"Timeout (>{timeout:g}s): the job's process tree was killed", result, details, Status.TIMEOUT
+            )
         if result.aborted:
             # Killed from outside (fast-fail on another worker): cancelled, not failed.
-            raise pytest.skip.Exception(f"cancelled: {result.aborted}", _use_item_location=True)
+            raise internals.skip_at_item(f"cancelled: {result.aborted}")
         if result.returncode == SKIP_EXIT_CODE:
-            last = next((line.strip() for line in reversed(runner.tail(log_path, 50)) if line.strip()), "")
-            reason = last or f"the job exited with {SKIP_EXIT_CODE}"
-            raise pytest.skip.Exception(reason, _use_item_location=True)
+            last = next((line.strip() for line in reversed(runner.tail(result.log_path, 50)) if line.strip()), "")
+            raise internals.skip_at_item(last or f"the job exited with {SKIP_EXIT_CODE}")
         if result.returncode != 0:
             raise JobFailed(result.describe_exit(), result, details)
         try:
@@ -320,11 +268,7 @@ class JobItem(pytest.Item):
                 lines.append("(no output)")
         text = "".join(line + "\n" for line in lines)
         path, lineno, _ = self.location
-        # An exception-like repr: plain lines on the terminal, and a one-line crash message
-        # that JUnit's failure message, -rA's short summary and IDEs show.
-        crash = ReprFileLocation(path, (lineno or 0) + 1, f"job failed: {exc.headline}")
-        tb = ReprTraceback([ReprEntryNative([text])], None, "native")
-        return ExceptionChainRepr([(tb, crash, None)])
+        return internals.failure_repr(path, (lineno or 0) + 1, f"job failed: {exc.headline}", text)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.spec.line - 1, f"job {self.job_id}"
@@ -366,12 +310,3 @@ RACY_NS = 1_000_000_000
 
 def _stat_key(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def shown_path(path: Path, config: pytest.Config) -> str:
-    """``path`` relative to where pytest was started when it is below it, else absolute."""
-    try:
-        rel = os.path.relpath(path, config.invocation_params.dir)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel

@@ -10,23 +10,21 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+from pytest_cidag import internals
 from pytest_cidag.core import signals
+from pytest_cidag.core.render import FORMATS as GRAPH_FORMATS
 from pytest_cidag.core.runner import DEFAULT_KILL_GRACE
 from pytest_cidag.core.settings import RUNS_DIR, Settings, latest_run, new_run_name
-from pytest_cidag.dag import DagPlugin, graph_main
-from pytest_cidag.items import (
-    DAG_KEY,
-    SETTINGS_KEY,
-    TIMEOUT_KEY,
-    WORKER_KEY,
-    JobFailed,
-    JobFile,
-    JobItem,
-    in_helper_dir,
-    is_job_file,
-    scan_job_dirs,
-    shown_path,
-)
+from pytest_cidag.core.status import Status
+from pytest_cidag.dependency import DependencyBridge
+from pytest_cidag.graphview import graph_main
+from pytest_cidag.items import JobFailed, JobFile, JobItem
+from pytest_cidag.jobfiles import in_helper_dir, is_job_file, scan_job_dirs, shown_path
+from pytest_cidag.keys import OUTCOMES_KEY, RESTORE_SIGNALS_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
+from pytest_cidag.outcomes import OutcomeRecorder
+from pytest_cidag.persistence import CachePersistence
+from pytest_cidag.selection import SelectionPlugin
+from pytest_cidag.state import RunGraph
 
 PATHS_HELP = "Directories (relative to the rootdir) whose scripts are jobs (default: cijobs)"
 RUN_DIR_HELP = "Directory for this run's job logs and outputs (default: .cidag/runs/<date>-<time>-<ms>-<pid>)"
@@ -38,7 +36,6 @@ NO_DEPS_HELP = "Run exactly the selected jobs; needs outside the selection count
 FIRST_HELP = "Run these jobs (comma-separated) and what they need as early as the graph allows"
 TESTCASES_HELP = "Passed to every job as CIDAG_TESTCASES, for jobs that narrow a test suite with it"
 GRAPH_HELP = "Print the selected job graph (mermaid, dot or json; default mermaid) and exit"
-GRAPH_FORMATS = ("mermaid", "dot", "json")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -109,9 +106,6 @@ def resolve_settings(config: pytest.Config) -> Settings:
     )
 
 
-RESTORE_SIGNALS_KEY = pytest.StashKey[Any]()
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     restore = config.stash.get(RESTORE_SIGNALS_KEY, None)
     if restore is not None:
@@ -120,40 +114,49 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    # trylast: the DagPlugin registered here must come after pytest's LFPlugin/NFPlugin (and
-    # other plugins' tryfirst wrappers), so its collection wrapper is the outermost one.
+    # trylast: the selection plugin registered here must come after pytest's LFPlugin/NFPlugin
+    # (and other plugins' tryfirst wrappers), so its collection wrapper is the outermost one.
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
     # SIGTERM and SIGHUP wind pytest down as Ctrl-C does, so running jobs' trees are killed.
     config.stash[RESTORE_SIGNALS_KEY] = signals.wind_down()
-    dag = DagPlugin(config, scan_job_dirs(config, settings.job_paths))
-    config.stash[DAG_KEY] = dag
-    config.pluginmanager.register(dag, "cidag-dag")
-    if dag.job_index():
+    is_worker = hasattr(config, "workerinput")
+    run = RunGraph(job_index=scan_job_dirs(config, settings.job_paths))
+    config.stash[RUN_KEY] = run
+    dependency = DependencyBridge(config, run.job_index)
+    recorder = OutcomeRecorder(run, dependency, is_worker=is_worker)
+    config.stash[OUTCOMES_KEY] = recorder
+    persistence = CachePersistence(config, run, recorder)
+    selection = SelectionPlugin(config, run, dependency, persistence)
+    for name, plugin in (
+        ("cidag-outcomes", recorder),
+        ("cidag-cache", persistence),
+        ("cidag-selection", selection),
+    ):
+        config.pluginmanager.register(plugin, name)
+    if run.job_index:
         # pytest's --lf keeps only the failed tests of a file at collection, so a passed test
         # that a job needs would be missing from the graph. Collect whole files; LFPlugin
         # still deselects what passed, and the selection pulls needs back in.
-        lf_wrapper = config.pluginmanager.get_plugin("lfplugin-collwrapper")
-        if lf_wrapper is not None:
-            config.pluginmanager.unregister(lf_wrapper)
+        internals.collect_whole_files_for_lf(config)
     if config.pluginmanager.hasplugin("xdist"):
-        from pytest_cidag.distributed import ControllerSide, WorkerSide
-
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and "cidag_channel" in workerinput:
+            from pytest_cidag.xdist.worker import WorkerSide
+
             worker = WorkerSide(config, workerinput["cidag_channel"], workerinput["cidag_worker_tag"])
             config.stash[WORKER_KEY] = worker
-            dag.after_selection = worker.after_selection
+            selection.after_selection = worker.after_selection
             config.pluginmanager.register(worker, "cidag-worker")
         elif workerinput is None and getattr(config.option, "dist", "no") != "no":
-            config.pluginmanager.register(ControllerSide(config), "cidag-controller")
+            from pytest_cidag.xdist.controller import ControllerSide
+
+            config.pluginmanager.register(ControllerSide(config, persistence), "cidag-controller")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.option.cidag_graph and not config.option.help:
-        from _pytest.main import wrap_session
-
-        return wrap_session(config, graph_main)
+        return int(internals.wrap_session(config, graph_main))
     return None
 
 
@@ -162,7 +165,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     # A plain string attribute travels with the report from xdist workers to the controller.
     if isinstance(item, JobItem) and call.excinfo is not None and isinstance(call.excinfo.value, JobFailed):
-        report.cidag_status = call.excinfo.value.status
+        report.cidag_status = Status(call.excinfo.value.status).value
     return report
 
 

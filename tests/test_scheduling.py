@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from pytest_cidag.core.graph import JobGraph, Node
-from pytest_cidag.core.scheduling import FAILURES, DagPlan, DagScheduling, priorities
+from pytest_cidag.core.plan import DagPlan
+from pytest_cidag.core.scheduling import DagScheduling, priorities
+from pytest_cidag.core.status import FAILURES
 
 TICK = "tick"
 

@@ -11,9 +11,10 @@ Multi-line values use GitHub Actions' form::
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_cidag.core.graph import env_name
+from pytest_cidag.core.graph import JobGraph, env_name
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -68,3 +69,43 @@ def needs_environ(job_label: str, outputs: dict[str, str]) -> dict[str, str]:
     """The variables a dependent sees for one needed job's outputs."""
     prefix = f"CIDAG_NEEDS_{env_name(job_label)}_"
     return {prefix + env_name(key): value for key, value in outputs.items()}
+
+
+class OutputClash(Exception):
+    """Two needed jobs' outputs map to one CIDAG_NEEDS_* variable."""
+
+
+def needs_environ_of(
+    graph: JobGraph, key: str, run_keys: Sequence[str], run_dir: Path, previous_run_dir: Path | None
+) -> dict[str, str]:
+    """``CIDAG_NEEDS_<JOB>_<KEY>`` for the outputs of every job ``key`` needs directly.
+
+    A need in this run (``run_keys``; all of them when it is empty) left its outputs in
+    ``run_dir``; one outside it (``--cidag-no-deps``) in the latest run before this one.
+    A producer whose outputs file is malformed has failed on it already: it adds nothing.
+    """
+    if key not in graph.nodes:
+        return {}
+    in_run = set(run_keys)
+    env: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for need in graph.needs[key]:
+        node = graph.nodes[need]
+        if not node.is_job:
+            continue
+        directory = run_dir if need in in_run or not in_run else previous_run_dir
+        if directory is None:
+            continue
+        try:
+            outputs = parse_outputs(directory / f"{node.label}.outputs")
+        except OutputError:
+            continue
+        for name_in_job, (name, value) in zip(outputs, needs_environ(node.label, outputs).items(), strict=True):
+            if name in origin:
+                raise OutputClash(
+                    f"outputs {origin[name]} and '{node.label}' ({name_in_job}) would both be {name}: "
+                    "rename one of the jobs or outputs"
+                )
+            origin[name] = f"'{node.label}' ({name_in_job})"
+            env[name] = value
+    return env

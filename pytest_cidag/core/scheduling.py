@@ -3,7 +3,7 @@
 pytest-xdist asks a scheduler to hand test indices to worker nodes. This one dispatches a
 graph node to an idle worker the moment everything it needs has passed, at most one per
 worker, highest priority first, and never two nodes that hold a common resource at once. The
-controller-side glue (:mod:`pytest_cidag.distributed`) gives it the graph, tells it outcomes,
+controller-side glue (:mod:`pytest_cidag.xdist.controller`) gives it the graph, tells it outcomes,
 and turns its decisions into reports and abort messages; here is only the bookkeeping, so it
 is unit-tested against fake nodes.
 
@@ -29,13 +29,10 @@ import heapq
 import statistics
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from pytest_cidag.core.graph import JobGraph
-
-#: Outcomes of a finished key that can trip -x / --maxfail.
-FAILURES = frozenset({"failed", "errored", "timeout", "crashed"})
+from pytest_cidag.core.plan import DagPlan, PlanError
+from pytest_cidag.core.status import FAILURES
 
 #: Seconds assumed for a node with no recorded duration, when nothing at all is recorded.
 DEFAULT_DURATION = 1.0
@@ -55,10 +52,6 @@ def _locked(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-class PlanError(Exception):
-    """The workers could not build the graph (a cycle, an unknown need): nothing runs."""
-
-
 class WorkerNode(Protocol):
     """What the scheduler uses of xdist's ``WorkerController``."""
 
@@ -67,20 +60,8 @@ class WorkerNode(Protocol):
     def shutdown(self) -> None: ...
 
 
-@dataclass
-class DagPlan:
-    """What the scheduler runs: the graph, the keys selected (in run order), their extras."""
-
-    graph: JobGraph
-    run_keys: list[str]
-    tick: str  # the node id of the no-op tick item
-    durations: dict[str, float] = field(default_factory=dict)
-    first: set[str] = field(default_factory=set)
-    resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
 class Controller(Protocol):
-    """The controller-side services the scheduler calls (implemented in distributed.py)."""
+    """The controller-side services the scheduler calls (implemented in :mod:`pytest_cidag.xdist.controller`)."""
 
     maxfail: int
 

@@ -1,0 +1,128 @@
+"""Every private pytest and pytest-xdist internal the plugin uses, in one place, with why.
+
+pyproject.toml bounds pytest and pytest-xdist below their next major versions, and the
+``prerelease`` job in ``cijobs/`` runs the suite against their newest pre-releases, so a
+change to any of these is seen before users see it. No other module of the package touches
+``_pytest`` or a private attribute of pytest's or xdist's objects (tests/test_reports.py
+checks it).
+
+Each entry: the internal, what it is used for, and why nothing public does it.
+
+* ``pytest.skip.Exception(..., _use_item_location=True)``: a job's skip (exit 77, blocked,
+  cancelled) is shown at the job file's line, as a skip marker's is. ``pytest.skip()``
+  would point at this plugin's source.
+* ``_pytest.main.wrap_session``: ``--cidag-graph`` runs a session that collects, prints the
+  graph and runs nothing, with pytest's own error handling and exit codes.
+* ``_pytest.runner.runtestprotocol`` and ``Session._setupstate.teardown_exact``: an xdist
+  worker runs an item's protocol but tears down only the item; its module and class
+  fixtures stay up until the tick item knows the next item (pytest needs ``nextitem`` for
+  that, and the scheduler decides the next item only when this one ends).
+* ``_pytest._code.code`` (``ExceptionChainRepr`` and friends): a failed job's report is a
+  few plain lines with a one-line crash message (JUnit's message, ``-rA``, IDEs), not a
+  Python traceback; a non-exception failure has no public repr type.
+* the plugin named ``"lfplugin-collwrapper"``: with jobs, ``--lf`` collects whole files, so
+  a passed test that a job needs stays in the graph (pytest's wrapper would drop it).
+* xdist's ``DSession.maxfail``: the DAG scheduler counts ``-x``/``--maxfail`` itself and kills
+  running jobs; xdist's own count lets queued items run on and exits 2.
+* xdist's ``DSession._session``: the collected count shown excludes the hidden tick item
+  (xdist sets it after its own hook, so only the scheduler's call is late enough).
+* xdist's ``DSession.log``: the fallback scheduler gets xdist's own logger.
+* xdist's ``WorkerController.shutting_down``, ``.workeroutput`` and ``.gateway`` (read by
+  the scheduler, which cannot import this module): no job goes to a worker xdist is
+  stopping, and a worker that ended its session by itself is not a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def skip_at_item(reason: str) -> BaseException:
+    """A skip exception that reports the item's own location (the job file's line)."""
+    return pytest.skip.Exception(reason, _use_item_location=True)
+
+
+def wrap_session(config: pytest.Config, main: Any) -> int | pytest.ExitCode:
+    from _pytest.main import wrap_session as _wrap_session
+
+    return _wrap_session(config, main)
+
+
+def run_protocol_keeping_parents(item: pytest.Item) -> None:
+    """pytest's protocol for ``item``, tearing down only the item: its module and class
+    stay set up until :func:`teardown_towards` knows the next item."""
+    from _pytest.runner import runtestprotocol
+
+    runtestprotocol(item, nextitem=item.parent, log=True)  # type: ignore[arg-type]
+
+
+def teardown_towards(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Tear down what the previous item left set up and ``nextitem`` does not share."""
+    item.session._setupstate.teardown_exact(nextitem)
+
+
+def failure_repr(path: str, lineno: int, message: str, text: str) -> Any:
+    """A failure shown as ``text`` (plain lines), with ``message`` as its one-line crash
+    message (JUnit's failure message, -rA's short summary, IDEs)."""
+    from _pytest._code.code import ExceptionChainRepr, ReprEntryNative, ReprFileLocation, ReprTraceback
+
+    crash = ReprFileLocation(path, lineno, message)
+    tb = ReprTraceback([ReprEntryNative([text])], None, "native")
+    return ExceptionChainRepr([(tb, crash, None)])
+
+
+def collect_whole_files_for_lf(config: pytest.Config) -> None:
+    """pytest's ``--lf`` keeps only a file's failed tests at collection; undo that."""
+    wrapper = config.pluginmanager.get_plugin("lfplugin-collwrapper")
+    if wrapper is not None:
+        config.pluginmanager.unregister(wrapper)
+
+
+def dsession(config: pytest.Config) -> Any:
+    """xdist's controller plugin, or None."""
+    return config.pluginmanager.get_plugin("dsession")
+
+
+def disable_xdist_maxfail(config: pytest.Config) -> None:
+    plugin = dsession(config)
+    if plugin is not None:
+        plugin.maxfail = 0
+
+
+def set_collected_count(config: pytest.Config, count: int) -> None:
+    plugin = dsession(config)
+    session = getattr(plugin, "_session", None)
+    if session is not None:
+        session.testscollected = count
+
+
+def xdist_log(config: pytest.Config) -> Any:
+    return dsession(config).log
+
+
+def replace_xdist_scheduler(config: pytest.Config, scheduler: Any) -> None:
+    dsession(config).sched = scheduler
+
+
+def worker_shutting_down(node: Any) -> bool:
+    return bool(getattr(node, "shutting_down", False))
+
+
+def worker_exit_status(node: Any) -> int | None:
+    """The exit status a worker reported when it finished by itself, else None."""
+    output = getattr(node, "workeroutput", None)
+    if output is None:
+        return None
+    status = output.get("exitstatus")
+    return status if isinstance(status, int) else 0
+
+
+def worker_finished(node: Any) -> bool:
+    """The worker ended its session by itself (not a crash)."""
+    return hasattr(node, "workeroutput")
+
+
+def worker_id(node: Any) -> str:
+    return str(getattr(getattr(node, "gateway", None), "id", node))

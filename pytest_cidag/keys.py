@@ -1,0 +1,30 @@
+"""Every stash key of the plugin, in one place: what it holds, where, and who sets it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_cidag.core.runner import JobResult
+    from pytest_cidag.core.settings import Settings
+    from pytest_cidag.outcomes import OutcomeRecorder
+    from pytest_cidag.state import RunGraph
+    from pytest_cidag.xdist.worker import WorkerSide
+
+#: config: the settings, resolved once in ``pytest_configure``.
+SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
+#: config: this process's job graph and selection (:class:`pytest_cidag.state.RunGraph`).
+RUN_KEY: pytest.StashKey[RunGraph] = pytest.StashKey()
+#: config: the outcomes of this process's nodes (:class:`pytest_cidag.outcomes.OutcomeRecorder`).
+OUTCOMES_KEY: pytest.StashKey[OutcomeRecorder] = pytest.StashKey()
+#: config, on an xdist worker: the worker side of the side channel (aborts, worker tag).
+WORKER_KEY: pytest.StashKey[WorkerSide] = pytest.StashKey()
+#: config: puts back the SIGTERM/SIGHUP handlers that were there before the run.
+RESTORE_SIGNALS_KEY: pytest.StashKey[Callable[[], None]] = pytest.StashKey()
+#: item: the timeout pytest-timeout resolved for a job (seconds; 0 for none), when it is active.
+TIMEOUT_KEY: pytest.StashKey[float] = pytest.StashKey()
+#: item: what the job's process tree did.
+RESULT_KEY: pytest.StashKey[JobResult] = pytest.StashKey()

@@ -1,0 +1,61 @@
+"""What a run keeps in pytest's cache for the next: job durations, and what --lf reruns."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_cidag.core.status import FAILURES
+
+if TYPE_CHECKING:
+    from pytest_cidag.outcomes import OutcomeRecorder
+    from pytest_cidag.state import RunGraph
+
+BLOCKED_CACHE_KEY = "cidag/blocked"
+DURATIONS_CACHE_KEY = "cidag/durations"
+
+
+class CachePersistence:
+    """Reads and writes ``cidag/durations`` and ``cidag/blocked`` in pytest's cache.
+
+    Durations feed the scheduler's critical-path priority. ``cidag/blocked`` holds the nodes
+    a failure held back (skipped because of it), so ``--lf`` reruns them with the failure.
+    Written only by the process that sees every report (the controller, or a plain run).
+    """
+
+    def __init__(self, config: pytest.Config, run: RunGraph, recorder: OutcomeRecorder) -> None:
+        self.config = config
+        self.run = run
+        self.recorder = recorder
+
+    def known_durations(self) -> dict[str, float]:
+        """Durations (seconds) of earlier runs."""
+        cache = getattr(self.config, "cache", None)
+        data = cache.get(DURATIONS_CACHE_KEY, {}) if cache is not None else {}
+        return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+    def blocked_last_time(self) -> list[str]:
+        """The nodes a failure held back in earlier runs (for ``--lf``)."""
+        cache = getattr(self.config, "cache", None)
+        return [str(k) for k in cache.get(BLOCKED_CACHE_KEY, [])] if cache is not None else []
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        cache = getattr(self.config, "cache", None)
+        graph = self.run.graph
+        if cache is None or hasattr(self.config, "workerinput") or graph is None:
+            return
+        if self.config.getoption("collectonly") or self.config.getoption("cidag_graph"):
+            return
+        outcomes = self.recorder.outcomes
+        kept = [k for k in self.blocked_last_time() if k not in outcomes]
+        # What a failure held back, for --lf; not what a skipped job held back (a skip is not
+        # a failure to rerun).
+        failed = {k for k, o in outcomes.items() if o.status in FAILURES}
+        held_back = {k for k in self.recorder.blocked if graph.upstream([k]) & failed}
+        cache.set(BLOCKED_CACHE_KEY, sorted({*kept, *held_back}))
+        if self.recorder.durations:
+            durations = self.known_durations()
+            durations.update({k: round(v, 4) for k, v in self.recorder.durations.items()})
+            cache.set(DURATIONS_CACHE_KEY, durations)

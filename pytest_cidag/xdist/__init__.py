@@ -1,0 +1,1 @@
+"""pytest-xdist glue: loaded only when xdist is, in runs with jobs."""

@@ -1,0 +1,231 @@
+"""The xdist controller's half: the side channel's far end, and the services behind DagScheduling.
+
+The controller never collects, so each worker sends its graph (after its own selection, so
+with upstream jobs pulled in) over an execnet channel created in ``pytest_configure_node``;
+the same channel carries "passed" messages from workers and abort messages back while a job
+runs. The worker's half is :mod:`pytest_cidag.xdist.worker`; the scheduling decisions are
+:mod:`pytest_cidag.core.scheduling`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from pytest_cidag import internals
+from pytest_cidag.core import runner
+from pytest_cidag.core.graph import JobGraph
+from pytest_cidag.core.plan import DagPlan, PlanError, node_from_data
+from pytest_cidag.core.scheduling import DagScheduling
+from pytest_cidag.core.status import Status
+from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_cidag.outcomes import OutcomeRecorder
+from pytest_cidag.persistence import CachePersistence
+from pytest_cidag.state import RunGraph
+from pytest_cidag.xdist.worker import WORKER_TAG_PREFIX
+
+
+class ControllerSide:
+    """Controller half: implements :class:`pytest_cidag.core.scheduling.Controller`."""
+
+    def __init__(self, config: pytest.Config, persistence: CachePersistence) -> None:
+        self.config = config
+        self.persistence = persistence
+        self.lock = threading.Lock()
+        self.plans: list[dict[str, Any] | None] = []
+        self.worker_tags: dict[str, str] = {}
+        self.channels: dict[str, Any] = {}
+        self.maxfail = int(config.getoption("maxfail") or 0)
+        self.locations: dict[str, tuple[str, int | None, str]] = {}
+        self.scheduler: DagScheduling | None = None
+        self.failed_reports = 0
+        self.started_keys: set[str] = set()
+        self.exit_pending: tuple[str, int | None] | None = None
+        self.late_errors: list[Any] = []  # serialized teardown reports, from the side channel
+
+    @property
+    def run(self) -> RunGraph:
+        return self.config.stash[RUN_KEY]
+
+    @property
+    def recorder(self) -> OutcomeRecorder:
+        return self.config.stash[OUTCOMES_KEY]
+
+    # --- xdist hooks -----------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        # Every worker writes into the controller's one run directory.
+        settings = self.config.stash[SETTINGS_KEY]
+        node.workerinput["cidag_run_dir"] = str(settings.run_dir)
+        node.workerinput["cidag_default_run_dir"] = settings.default_run_dir
+        node.workerinput["cidag_previous_run_dir"] = str(settings.previous_run_dir or "")
+        channel = node.gateway.newchannel()
+        gwid = str(node.gateway.id)
+        tag = runner.new_token()
+        node.workerinput["cidag_channel"] = channel
+        node.workerinput["cidag_worker_tag"] = tag
+        with self.lock:
+            self.worker_tags[gwid] = tag
+            self.channels[gwid] = channel
+        channel.setcallback(lambda message: self._receive(node, message))
+
+    def _receive(self, node: Any, message: Any) -> None:
+        # execnet's receiver thread. A plan is only stored (the main thread reads it); an
+        # early pass goes to the scheduler at once, which takes its own lock.
+        if not isinstance(message, dict):
+            return
+        if "plan" in message:
+            with self.lock:
+                self.plans.append(message["plan"])
+        elif "teardown_error" in message:
+            with self.lock:
+                self.late_errors.append((node, message["teardown_error"]))
+        elif "passed" in message and self.scheduler is not None:
+            try:
+                self.scheduler.passed_early(node, str(message["passed"]))
+            except Exception:  # a bug: say so, keep the channel (abort messages use it)
+                traceback.print_exc()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> DagScheduling:
+        self.scheduler = DagScheduling(self, log)
+        return self.scheduler
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.started_keys.add(nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Counted as pytest's Session counts for -x / --maxfail (xdist's own count is off).
+        if report.failed and not hasattr(report, "wasxfail"):
+            self.failed_reports += 1
+
+    # --- Controller protocol for DagScheduling ---------------------------------------------
+
+    def failures(self) -> int:
+        return self.failed_reports
+
+    def started(self, key: str) -> bool:
+        return key in self.started_keys
+
+    def session_ended(self, node: Any, message: str) -> None:
+        # The run ends as pytest.exit() ends one without xdist ("Exit: <message>", its exit
+        # code), once what runs elsewhere has been cancelled and reported (pytest_runtestloop).
+        status = internals.worker_exit_status(node)
+        self.exit_pending = (message, status or None)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        result = yield
+        if self.exit_pending is not None:
+            message, status = self.exit_pending
+            raise pytest.exit.Exception(message, returncode=status)
+        return result
+
+    def plan(self) -> DagPlan | None:
+        with self.lock:
+            data = next(iter(self.plans), None)
+        if data is None:
+            return None
+        if "error" in data:
+            raise PlanError(data["error"])
+        nodes = [node_from_data(n) for n in data["nodes"]]
+        graph = JobGraph.build(nodes)
+        run = self.run
+        run.graph = graph
+        run.run_keys = list(data["run_keys"])
+        self.locations = {n["key"]: (n["location"][0], n["location"][1], n["location"][2]) for n in data["nodes"]}
+        internals.disable_xdist_maxfail(self.config)  # the scheduler counts failures and stops the run itself
+        if data["deselected"]:
+            self.config.hook.pytest_deselected(items=[_Deselected(i) for i in range(data["deselected"])])
+        return DagPlan(
+            graph=graph,
+            run_keys=list(data["run_keys"]),
+            tick=data["tick"],
+            durations=self.persistence.known_durations(),
+            first=set(data["first"]),
+            resources={n["key"]: tuple(n["resources"]) for n in data["nodes"] if n["resources"]},
+        )
+
+    def report_late_teardown_errors(self) -> list[str]:
+        # Called from xdist's loop when a tick completes. Its side-channel message came
+        # before its completion event (one connection per worker, in order).
+        with self.lock:
+            errors, self.late_errors = self.late_errors, []
+        hook = self.config.hook
+        keys = []
+        for node, data in errors:
+            report = hook.pytest_report_from_serializable(config=self.config, data=data)
+            report.node = node  # as xdist marks the reports it forwards
+            hook.pytest_runtest_logreport(report=report)
+            keys.append(report.nodeid)
+        return keys
+
+    def fail(self, message: str) -> None:
+        # As without xdist: pytest prints "ERROR: <message>" and exits with 4 (usage error);
+        # xdist's session finish tears the workers down.
+        raise pytest.UsageError(message)
+
+    def make_fallback(self) -> Any:
+        dsession = internals.dsession(self.config)
+        return dsession.pytest_xdist_make_scheduler(config=self.config, log=dsession.log)
+
+    def outcome(self, key: str) -> Status | None:
+        return self.recorder.status(key)
+
+    def block(self, key: str) -> None:
+        reason = self.recorder.block_reason(key)
+        location = self.locations.get(key, (key.split("::", maxsplit=1)[0], None, key))
+        path, lineno, _ = location
+        hook = self.config.hook
+        hook.pytest_runtest_logstart(nodeid=key, location=location)
+        setup = pytest.TestReport(
+            nodeid=key,
+            location=location,
+            keywords={},
+            outcome="skipped",
+            # an absolute path, as a skip raised in the item's own setup has (JUnit shows it)
+            longrepr=(str(self.config.rootpath / path), (lineno or 0) + 1, f"Skipped: {reason}"),
+            when="setup",
+        )
+        hook.pytest_runtest_logreport(report=setup)
+        teardown = pytest.TestReport(
+            nodeid=key, location=location, keywords={}, outcome="passed", longrepr=None, when="teardown"
+        )
+        hook.pytest_runtest_logreport(report=teardown)
+        hook.pytest_runtest_logfinish(nodeid=key, location=location)
+
+    def abort(self, nodes: Sequence[Any], reason: str) -> None:
+        for node in nodes:
+            channel = self.channels.get(str(node.gateway.id))
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    channel.send({"abort": reason})
+
+    def node_crashed(self, node: Any) -> None:
+        tag = self.worker_tags.get(str(node.gateway.id))
+        if tag:
+            runner.kill_tag(WORKER_TAG_PREFIX + tag)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Last line of defence: whatever way the run ended (SIGTERM, a crash, xdist killing
+        its workers), no process started by a job of this run survives it."""
+        with self.lock:
+            tags = list(self.worker_tags.values())
+        for tag in tags:
+            runner.kill_tag(WORKER_TAG_PREFIX + tag, grace=0.5)
+
+    def collected(self, count: int) -> None:
+        internals.set_collected_count(self.config, count)
+
+
+class _Deselected:
+    """Stands for an item a worker deselected (the controller has no items)."""
+
+    def __init__(self, index: int) -> None:
+        self.nodeid = f"<deselected {index}>"
