@@ -1,4 +1,9 @@
-"""DagScheduling against fake worker nodes and a fake controller: pure bookkeeping."""
+"""DagScheduling against fake worker nodes and a fake controller: pure bookkeeping.
+
+Only through the scheduler's public side: xdist's scheduling protocol, ``passed_early``, and
+what reaches the fake nodes (the indices sent) and the fake controller (blocked, aborted,
+crashed). What runs where is read off the nodes, never off the scheduler's own state.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +21,21 @@ TICK = "tick"
 
 
 class FakeNode:
-    def __init__(self, name: str) -> None:
+    """A worker: records what it was sent; ``current`` is the key it runs (the test clears
+    it when it reports the key finished)."""
+
+    def __init__(self, name: str, collection: Sequence[str]) -> None:
         self.name = name
+        self.collection = list(collection)
         self.sent: list[list[int]] = []
+        self.current: str | None = None
         self.gateway = name
 
     def send_runtest_some(self, indices: Sequence[int]) -> None:
+        assert self.current is None, f"{self.name} was sent work while it runs {self.current}"
+        assert len(indices) == 2 and self.collection[indices[1]] == TICK, "a key, then the tick"
         self.sent.append(list(indices))
+        self.current = self.collection[indices[0]]
 
     def shutdown(self) -> None:  # pragma: no cover - DSession's job
         pass
@@ -130,8 +143,8 @@ def make(
     )
     controller = FakeController(plan, maxfail)
     sched = DagScheduling(controller)
-    workers_ = [FakeNode(f"gw{i}") for i in range(workers)]
     collection = [*keys, TICK]
+    workers_ = [FakeNode(f"gw{i}", collection) for i in range(workers)]
     for w in workers_:
         sched.add_node(w)
     for w in workers_:
@@ -141,7 +154,8 @@ def make(
 
 
 def running(sched: DagScheduling) -> dict[str, str]:
-    return {str(node): key for node, key in sched.running.items()}
+    """Worker name -> the key it runs, for the workers in the run."""
+    return {str(node): node.current for node in sched.nodes if node.current is not None}
 
 
 def finished(sched: DagScheduling) -> bool:
@@ -150,9 +164,25 @@ def finished(sched: DagScheduling) -> bool:
 
 
 def complete(sched: DagScheduling, controller: FakeController, key: str, outcome: str = "passed") -> None:
-    node = next(n for n, k in sched.running.items() if k == key)
+    """The worker running ``key`` reports it finished with ``outcome``."""
+    node = node_of(sched, key)
     controller.outcomes[key] = outcome
-    sched.mark_test_complete(node, sched.index[key])
+    node.current = None
+    sched.mark_test_complete(node, node.collection.index(key))
+
+
+def pass_early(sched: DagScheduling, key: str) -> FakeNode:
+    """The worker running ``key`` says it passed, before its reports (see passed_early)."""
+    node = node_of(sched, key)
+    node.current = None
+    sched.passed_early(node, key)
+    return node
+
+
+def node_of(sched: DagScheduling, key: str) -> FakeNode:
+    found: list[FakeNode] = [n for n in sched.nodes if n.current == key]
+    assert len(found) == 1, f"{key} runs on {found}"
+    return found[0]
 
 
 def test_each_dispatch_is_the_job_then_the_tick() -> None:
@@ -168,7 +198,7 @@ def test_a_worker_that_has_collected_takes_work_before_the_others_have() -> None
     nodes = [Node(key=k, label=k, needs=(), job=k) for k in ("a", "b")]
     plan = DagPlan(graph=JobGraph.build(nodes), run_keys=["a", "b"], tick=TICK, durations={}, first=set(), resources={})
     sched = DagScheduling(FakeController(plan))
-    w0, w1 = FakeNode("gw0"), FakeNode("gw1")
+    w0, w1 = FakeNode("gw0", ["a", "b", TICK]), FakeNode("gw1", ["a", "b", TICK])
     sched.add_node(w0)
     sched.add_node(w1)
     sched.add_node_collection(w0, ["a", "b", TICK])
@@ -195,8 +225,9 @@ def test_dependents_start_only_after_their_needs_passed() -> None:
 
 def test_the_tick_completion_is_ignored() -> None:
     sched, _controller, (w0, _w1), collection = make({"a": [], "b": [], "c": []})
+    before = running(sched)
     sched.mark_test_complete(w0, collection.index(TICK))
-    assert len(sched.running) == 2
+    assert running(sched) == before and [len(w.sent) for w in sched.nodes] == [1, 1]
 
 
 def test_failure_blocks_downstream_in_order() -> None:
@@ -225,16 +256,20 @@ def test_a_skip_waits_for_every_need_to_end() -> None:
 def test_critical_path_first_then_declaration_order() -> None:
     edges = {"quick": [], "short": [], "head": [], "tail": ["head"]}
     durations = {"quick": 1.0, "short": 2.0, "head": 1.0, "tail": 5.0}
-    sched, _, _, _ = make(edges, durations=durations, workers=1)
+    sched, controller, _, _ = make(edges, durations=durations, workers=1)
     assert running(sched) == {"gw0": "head"}  # 1 + 5 beats 2 and 1
-    prio = priorities(sched.plan)  # type: ignore[arg-type]
+    plan = controller.plan()
+    assert plan is not None
+    prio = priorities(plan)
     assert prio["head"] < prio["tail"] < prio["short"] < prio["quick"]
 
 
 def test_unknown_durations_use_the_median() -> None:
     edges: dict[str, list[str]] = {"a": [], "b": [], "c": []}
-    sched, _, _, _ = make(edges, durations={"a": 1.0, "c": 3.0}, workers=1)
-    prio = priorities(sched.plan)  # type: ignore[arg-type]
+    _, controller, _, _ = make(edges, durations={"a": 1.0, "c": 3.0}, workers=1)
+    plan = controller.plan()
+    assert plan is not None
+    prio = priorities(plan)
     assert prio["b"][1] == -2.0
 
 
@@ -256,8 +291,7 @@ def test_resources_are_never_held_twice() -> None:
 def test_maxfail_stops_dispatch_and_aborts_running_jobs() -> None:
     sched, controller, (_w0, w1), _ = make({"a": [], "b": [], "c": [], "d": ["a"]}, maxfail=1)
     complete(sched, controller, "a", "failed")
-    assert sched.stopped == "stopping after 1 failure ('a' failed)"
-    assert controller.aborted == [([w1], sched.stopped)]
+    assert controller.aborted == [([w1], "stopping after 1 failure ('a' failed)")]
     assert "c" not in running(sched).values()
     assert not finished(sched)  # b is still being killed
     complete(sched, controller, "b", "skipped")
@@ -267,11 +301,11 @@ def test_maxfail_stops_dispatch_and_aborts_running_jobs() -> None:
 
 def test_worker_crash_returns_the_job_and_blocks_dependents_later() -> None:
     sched, controller, (_w0, _w1), collection = make({"a": [], "b": [], "c": ["a"]})
-    crashed_node = next(n for n, k in sched.running.items() if k == "a")
+    crashed_node = node_of(sched, "a")
     assert sched.remove_node(crashed_node) == "a"
     assert controller.crashed == [crashed_node]
     controller.outcomes["a"] = "crashed"  # xdist reports the crash after remove_node
-    replacement = FakeNode("gw2")
+    replacement = FakeNode("gw2", collection)
     sched.add_node(replacement)
     sched.add_node_collection(replacement, collection)
     sched.schedule()
@@ -316,34 +350,39 @@ def test_a_late_teardown_error_also_blocks_what_is_ready_but_not_sent() -> None:
     sched, controller, _, collection = make(edges, durations={"long": 9}, workers=2)
     p_node = node_of(sched, "p")
     complete(sched, controller, "p")
+    assert set(running(sched).values()) == {"d1", "long"}  # d2 is ready, no worker is free
     assert running(sched)[str(p_node)] == "d1"
-    assert [k for _, k in sched.ready] == ["d2"]
     controller.late = ["p"]
     sched.mark_test_complete(p_node, collection.index(TICK))
     assert controller.blocked == ["d2"]
-    assert not sched.ready
+    complete(sched, controller, "d1")
+    complete(sched, controller, "long")
+    assert running(sched) == {} and finished(sched)
+    assert all(collection.index("d2") not in sent for w in sched.nodes for sent in w.sent)
 
 
 def test_a_worker_whose_session_ended_during_a_key_does_not_rerun_it() -> None:
     # pytest.exit in a test ends that worker's session: the test is not sent elsewhere, and
     # nothing more starts.
-    sched, controller, (w0, _w1), _ = make({"a": [], "b": [], "c": []}, workers=2)
+    sched, controller, (w0, w1), _ = make({"a": [], "b": [], "c": []}, workers=2)
     key = running(sched)["gw0"]
     w0.workeroutput = {"exitstatus": 3}  # type: ignore[attr-defined]
     assert sched.remove_node(w0) is None
-    assert key in sched.done and key not in {k for _, k in sched.ready}
-    assert sched.stopped is not None and controller.ended == sched.stopped
+    assert controller.ended == f"worker gw0 ended its session (pytest.exit?) during {key!r}"
+    assert controller.aborted == [([w1], controller.ended)]  # what runs elsewhere is cancelled
+    complete(sched, controller, running(sched)["gw1"], "skipped")
+    assert running(sched) == {} and finished(sched)  # neither the key nor c was sent again
+    assert len(w1.sent) == 1
 
 
 def test_runs_without_jobs_use_xdists_own_scheduler() -> None:
     controller = FakeController(None)
     sched = DagScheduling(controller)
-    w = FakeNode("gw0")
+    w = FakeNode("gw0", ["test_a.py::test_x"])
     sched.add_node(w)
     sched.add_node_collection(w, ["test_a.py::test_x"])
     sched.schedule()
     sched.mark_test_complete(w, 0)
-    assert sched.mode == "fallback"
     assert controller.fallback.calls == [
         ("add_node", w),
         ("add_node_collection", w),
@@ -355,24 +394,19 @@ def test_runs_without_jobs_use_xdists_own_scheduler() -> None:
 def test_different_collections_are_an_error() -> None:
     sched, _, _, _collection = make({"a": []}, workers=1)
     with pytest.raises(RuntimeError, match="collected different jobs"):
-        sched.add_node_collection(FakeNode("gw9"), ["b", TICK])
-
-
-def node_of(sched: DagScheduling, key: str) -> Any:
-    return next(n for n, k in sched.running.items() if k == key)
+        sched.add_node_collection(FakeNode("gw9", ["b", TICK]), ["b", TICK])
 
 
 def test_a_passed_job_releases_its_dependents_before_its_reports_arrive() -> None:
     # The worker says "passed" as soon as the job's teardown passed; its reports (and
     # xdist's completion event) follow while the dependent already runs.
-    sched, controller, _, _ = make({"a": [], "b": ["a"], "c": []})
-    worker = node_of(sched, "a")
-    sched.passed_early(worker, "a")
+    sched, controller, _, collection = make({"a": [], "b": ["a"], "c": []})
+    worker = pass_early(sched, "a")
     assert running(sched)[str(worker)] == "b"
-    assert worker.sent[-1] == [sched.index["b"], sched.index[TICK]]
+    assert worker.sent[-1] == [collection.index("b"), collection.index(TICK)]
     assert not sched.tests_finished
     controller.outcomes["a"] = "passed"
-    sched.mark_test_complete(worker, sched.index["a"])  # the late completion changes nothing
+    sched.mark_test_complete(worker, collection.index("a"))  # the late completion changes nothing
     assert running(sched)[str(worker)] == "b"
     complete(sched, controller, "b")
     complete(sched, controller, "c")
@@ -380,20 +414,19 @@ def test_a_passed_job_releases_its_dependents_before_its_reports_arrive() -> Non
 
 
 def test_the_run_ends_only_after_the_last_reports_arrived() -> None:
-    sched, controller, (w0,), _ = make({"a": []}, workers=1)
-    sched.passed_early(w0, "a")
-    assert not sched.running and not sched.tests_finished
+    sched, controller, (w0,), collection = make({"a": []}, workers=1)
+    pass_early(sched, "a")
+    assert running(sched) == {} and not sched.tests_finished
     controller.outcomes["a"] = "passed"
-    sched.mark_test_complete(w0, sched.index["a"])
+    sched.mark_test_complete(w0, collection.index("a"))
     assert sched.tests_finished
 
 
 def test_an_idle_worker_is_preferred_over_one_still_reporting() -> None:
-    sched, _, _, _ = make({"a": [], "b": ["a"]}, workers=3)
-    worker = node_of(sched, "a")
-    sched.passed_early(worker, "a")
+    sched, _, _, collection = make({"a": [], "b": ["a"]}, workers=3)
+    worker = pass_early(sched, "a")
     assert node_of(sched, "b") is not worker
-    assert worker.sent == [[sched.index["a"], sched.index[TICK]]]
+    assert worker.sent == [[collection.index("a"), collection.index(TICK)]]
 
 
 def test_a_stale_or_repeated_early_pass_is_ignored() -> None:
@@ -402,23 +435,36 @@ def test_a_stale_or_repeated_early_pass_is_ignored() -> None:
     other = w1 if a_node is w0 else w0
     sched.passed_early(other, "a")  # not where a runs
     assert "c" not in running(sched).values()
-    sched.passed_early(a_node, "a")
-    sched.passed_early(a_node, "a")
+    pass_early(sched, "a")
+    sched.passed_early(a_node, "a")  # repeated: a_node now runs c, and is sent nothing more
     assert list(running(sched).values()).count("c") == 1
+    assert sum(len(w.sent) for w in sched.nodes) == 3
 
 
 def test_a_worker_lost_while_reporting_is_that_jobs_crash() -> None:
     # Nothing else was sent to it: the job it was reporting is the one xdist reports crashed,
     # and under -x that crash stops the run at once, before xdist has even reported it.
     sched, controller, _, _ = make({"a": [], "z": []}, workers=2, maxfail=1)
-    worker = node_of(sched, "a")
-    sched.passed_early(worker, "a")
+    z_node = node_of(sched, "z")
+    worker = pass_early(sched, "a")
     assert sched.remove_node(worker) == "a"
     assert controller.crashed == [worker]
-    assert sched.stopped == "stopping after 1 failure ('a' crashed)"
+    assert controller.aborted == [([z_node], "stopping after 1 failure ('a' crashed)")]
     controller.outcomes["a"] = "crashed"
     sched.schedule()
-    assert sched.stopped == "stopping after 1 failure ('a' crashed)"  # the report is not counted twice
+    complete(sched, controller, "z", "skipped")
+    assert sched.tests_finished
+
+
+def test_a_crash_xdist_reports_later_is_counted_once() -> None:
+    # The crash counts for --maxfail when the worker is lost, before xdist's report; once
+    # the report is in, it still counts once: one more failure is needed to stop.
+    sched, controller, _, _ = make({"a": [], "z": []}, workers=2, maxfail=2)
+    worker = pass_early(sched, "a")
+    assert sched.remove_node(worker) == "a"
+    controller.outcomes["a"] = "crashed"
+    sched.schedule()
+    assert controller.aborted == []  # counted twice, it would cancel z
     complete(sched, controller, "z")
     assert sched.tests_finished
 
@@ -429,27 +475,26 @@ def test_a_job_sent_to_a_worker_that_died_reporting_never_started() -> None:
     # ahead, b included, on another worker.
     edges = {"a": [], "b": ["a"], "c": [], "long": []}
     sched, controller, _, collection = make(edges, durations={"long": 9, "a": 5, "c": 1, "b": 1}, workers=2)
-    worker = node_of(sched, "a")
-    sched.passed_early(worker, "a")
+    worker = pass_early(sched, "a")
     assert running(sched)[str(worker)] == "b"
     assert sched.remove_node(worker) == "a"
     controller.outcomes["a"] = "crashed"  # xdist's crash report
-    replacement = FakeNode("gw9")
+    replacement = FakeNode("gw9", collection)
     sched.add_node(replacement)
     sched.add_node_collection(replacement, collection)
     sched.schedule()
     assert controller.blocked == []
     assert running(sched)["gw9"] == "b"
-    assert not sched.held
 
 
 def test_a_finished_worker_returns_what_it_never_started() -> None:
     # A job sent to a worker just as xdist shut it down never started: when the worker
     # finishes normally, it is not a crash (xdist would stop with an INTERNALERROR).
     sched, controller, (w0, _w1), _ = make({"a": [], "b": []}, workers=2)
+    controller.not_started.add(running(sched)["gw0"])
     w0.workeroutput = {"exitstatus": 0}  # type: ignore[attr-defined]
     assert sched.remove_node(w0) is None
-    assert controller.crashed == []
+    assert controller.crashed == [] and controller.ended is None
 
 
 def test_no_dispatch_to_a_worker_that_shuts_down() -> None:
@@ -478,7 +523,7 @@ def test_a_worker_still_collecting_does_not_hold_up_the_others() -> None:
     # xdist adds a worker when it is ready and hands over its collection later; meanwhile
     # the workers that have collected go on taking jobs.
     sched, controller, _, collection = make({"a": [], "b": ["a"]}, workers=1)
-    late = FakeNode("gw1")
+    late = FakeNode("gw1", collection)
     sched.add_node(late)
     assert not sched.collection_is_completed
     complete(sched, controller, "a")
@@ -498,20 +543,30 @@ def test_a_teardown_error_found_by_the_tick_blocks_what_still_waits() -> None:
     complete(sched, controller, "t")
     controller.late = ["t"]
     sched.mark_test_complete(t_node, collection.index(TICK))
-    assert sched.stopped is None  # one failure; --maxfail=2
+    assert controller.aborted == []  # one failure; --maxfail=2: slow runs on
     assert controller.blocked == []  # dep still waits for slow
     complete(sched, controller, "slow")
     assert controller.blocked == ["dep"]
     assert sched.tests_finished
 
 
-def test_a_requeued_key_waits_only_for_a_crashed_direct_need() -> None:
-    # t -> m -> k: m passed after t, k was sent and never started. A crash blamed on t holds
-    # back what needs t itself; k needs only m, which passed: it is ready again (were it to
-    # wait, nothing would ever settle it).
-    sched, _controller, _, _ = make({"t": [], "m": ["t"], "k": ["m"]}, workers=1)
-    sched.waiting -= {"m", "k"}  # as if both had been sent
-    sched._requeue("k", "t")
-    assert "k" in {key for _, key in sched.ready} and "k" not in sched.waiting
-    sched._requeue("m", "t")
-    assert "m" in sched.waiting
+def test_a_key_sent_before_a_crash_blamed_on_an_older_need_is_ready_again() -> None:
+    # t (a Python test) -> m (a job) -> k. t passed on gw1, m ran on gw0 and passed early, so
+    # k went to gw1, whose worker then died before k began: the crash is t's (its deferred
+    # teardown). k needs only m, which passed: it runs elsewhere (were it to wait for t,
+    # nothing would ever settle it).
+    edges = {"x": [], "t": [], "m": ["t"], "k": ["m"]}
+    sched, controller, _, _ = make(edges, durations={"x": 5, "t": 1, "m": 1, "k": 1}, workers=2)
+    assert running(sched) == {"gw0": "x", "gw1": "t"}
+    complete(sched, controller, "x")
+    complete(sched, controller, "t")
+    assert running(sched) == {"gw0": "m"}
+    pass_early(sched, "m")
+    assert running(sched) == {"gw1": "k"}  # gw0 still sends m's reports
+    gw1 = node_of(sched, "k")
+    controller.not_started.add("k")
+    assert sched.remove_node(gw1) == "t"
+    controller.outcomes["t"] = "crashed"  # xdist's report
+    sched.schedule()
+    assert controller.blocked == []
+    assert running(sched) == {"gw0": "k"}
