@@ -25,14 +25,14 @@ point. Crashes are settled (and blocked jobs reported) only from xdist's own loo
 from __future__ import annotations
 
 import functools
-import heapq
 import statistics
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from pytest_cidag.core.plan import DagPlan, PlanError
-from pytest_cidag.core.status import FAILURES
+from pytest_cidag.core.ready import ReadyQueue
+from pytest_cidag.core.status import FAILURES, Status
 
 #: Seconds assumed for a node with no recorded duration, when nothing at all is recorded.
 DEFAULT_DURATION = 1.0
@@ -114,10 +114,10 @@ class DagScheduling:
         mode: None until the first collection arrives, then "dag", or "fallback" when the run
             has no jobs (every call is then forwarded to xdist's own scheduler).
         waiting: keys whose needs have not all passed yet.
-        ready: heap of (priority, key) whose needs all passed, not yet dispatched.
+        ready: the keys whose needs all passed, not yet dispatched, and the resources
+            running keys hold (:class:`~pytest_cidag.core.ready.ReadyQueue`).
         running: worker -> the key it runs (at most one per worker).
         done: keys that finished (any outcome) or were blocked.
-        held: resource -> the key holding it.
         stopped: the fast-fail reason once -x/--maxfail tripped; nothing is dispatched after.
         reporting: key -> worker, for keys that passed early and whose completion event has
             not arrived yet (the worker is still busy with their reports).
@@ -139,17 +139,15 @@ class DagScheduling:
         self.index: dict[str, int] = {}
         self.tick_index = -1
         self.waiting: set[str] = set()
-        self.ready: list[tuple[tuple[int, float, int], str]] = []
+        self.ready = ReadyQueue({}, {})
         self.running: dict[Any, str] = {}
         self.done: set[str] = set()
-        self.held: dict[str, str] = {}
         self.stopped: str | None = None
-        self._unsettled: list[str] = []
-        self._crash_due: list[str] = []  # finished, then their worker died: crash reports due
-        self._late_blocks: list[str] = []  # finished, then crashed in the tick after them
+        self._unsettled: list[str] = []  # see "crash accounting" below
+        self._crash_due: list[str] = []
+        self._late_blocks: list[str] = []
         self._doomed: list[str] = []  # every need ended, one did not pass: to report blocked
         self.last_on: dict[Any, str] = {}  # worker -> the last key it finished
-        self._priority: dict[str, tuple[int, float, int]] = {}
         self.passed: set[str] = set()  # passed early, per the worker
         self.reporting: dict[str, Any] = {}
         self.lock = threading.RLock()
@@ -234,7 +232,7 @@ class DagScheduling:
             # before it left set up; an error there is that item's, and counts for -x.
             # What it released already runs; what still waits for it is blocked now.
             for key in self.controller.report_late_teardown_errors():
-                self._check_maxfail(key, "errored")
+                self._check_maxfail(key, Status.ERRORED)
                 if key not in self.passed:
                     self._failed_late(key)
             self._report_blocked()
@@ -294,47 +292,69 @@ class DagScheduling:
             del self.reporting[k]
         return self._lost(node, key, early)
 
+    # --- crash accounting: a worker left the run ----------------------------------------
+    #
+    # What xdist reports crashed, and when its report arrives, decide what is settled when:
+    # _unsettled: died running these; xdist reports them crashed right after remove_node,
+    #     so their dependents are settled on the next schedule().
+    # _crash_due: these had finished, then their worker died: xdist is about to report them
+    #     crashed (counted for --maxfail from now, once).
+    # _late_blocks: finished, then the worker died in the tick after them (their deferred
+    #     teardown): what waits for them is settled anew on the next schedule().
+
     def _lost(self, node: Any, key: str | None, early: list[str]) -> str | None:
         """``node`` left the run holding ``key`` (or nothing): what xdist reports crashed."""
         if hasattr(node, "workeroutput"):
             self._finished_early(node, key)
             return None
         if early:
-            # The worker died after a job passed, while it still sent that job's reports.
-            # xdist reports the crash against that job, so the run fails; but the job did
-            # pass and its dependents may be running already, so all of them go ahead (the
-            # job stays passed for scheduling). What was sent to the worker next never
-            # started: it goes back to wait.
-            crashed = early[0]
-            if key is not None:
-                self._requeue(key, None)
-            self.controller.node_crashed(node)
-            self._crash_due.append(crashed)
-            self._check_maxfail(crashed, "crashed")
-            return crashed
+            return self._lost_while_reporting(node, key, early[0])
         previous = self.last_on.get(node)
         if previous is not None and (key is None or not self.controller.started(key)):
-            # The worker died between items: in the tick, tearing down what ``previous``
-            # left set up (its module's or class's fixtures), or while it waited with that
-            # teardown pending. That is ``previous``'s teardown, so the crash is its crash,
-            # as plain xdist would say; what still waits for it is blocked on the next
-            # schedule(), ``key`` (sent, never started) included. A job that had passed
-            # stays passed for scheduling, as above.
-            if key is not None:
-                self._requeue(key, None if previous in self.passed else previous)
-            self.controller.node_crashed(node)
-            self._crash_due.append(previous)
-            self._late_blocks.append(previous)
-            self._check_maxfail(previous, "crashed")
-            return previous
+            return self._lost_between_items(node, key, previous)
         if key is None:
             return None
-        # The worker died while running ``key``: xdist reports it as a crash right after
-        # this returns, so its dependents are settled on the next schedule() call. It counts
-        # for -x / --maxfail now: nothing more may start meanwhile.
+        return self._lost_running(node, key)
+
+    def _lost_while_reporting(self, node: Any, key: str | None, crashed: str) -> str:
+        """The worker died after ``crashed`` passed, while it still sent its reports.
+
+        xdist reports the crash against that job, so the run fails; but the job did pass
+        and its dependents may be running already, so all of them go ahead (the job stays
+        passed for scheduling). What was sent to the worker next never started: it goes
+        back to wait.
+        """
+        if key is not None:
+            self._requeue(key, None)
+        self.controller.node_crashed(node)
+        self._crash_due.append(crashed)
+        self._check_maxfail(crashed, Status.CRASHED)
+        return crashed
+
+    def _lost_between_items(self, node: Any, key: str | None, previous: str) -> str:
+        """The worker died between items: in the tick, tearing down what ``previous`` left
+        set up (its module's or class's fixtures), or while it waited with that teardown
+        pending.
+
+        That is ``previous``'s teardown, so the crash is its crash, as plain xdist would say;
+        what still waits for it is blocked on the next schedule(), ``key`` (sent, never
+        started) included. A job that had passed stays passed for scheduling.
+        """
+        if key is not None:
+            self._requeue(key, None if previous in self.passed else previous)
+        self.controller.node_crashed(node)
+        self._crash_due.append(previous)
+        self._late_blocks.append(previous)
+        self._check_maxfail(previous, Status.CRASHED)
+        return previous
+
+    def _lost_running(self, node: Any, key: str) -> str:
+        """The worker died while running ``key``: xdist reports it as a crash right after
+        this returns, so its dependents are settled on the next schedule() call. It counts
+        for -x / --maxfail now: nothing more may start meanwhile."""
         self.controller.node_crashed(node)
         self._unsettled.append(key)
-        self._check_maxfail(key, "crashed")
+        self._check_maxfail(key, Status.CRASHED)
         return key
 
     def _finished_early(self, node: Any, key: str | None) -> None:
@@ -349,9 +369,7 @@ class DagScheduling:
         # Its session ended during ``key`` (pytest.exit in a test): nothing is rerun, nothing
         # more starts, and the run ends as a run without xdist would.
         self.done.add(key)
-        for res in self._resources(key):
-            if self.held.get(res) == key:
-                del self.held[res]
+        self.ready.release(key)
         if self.stopped is None:
             worker = getattr(getattr(node, "gateway", None), "id", node)
             self.stopped = f"worker {worker} ended its session (pytest.exit?) during {key!r}"
@@ -392,13 +410,11 @@ class DagScheduling:
         busy = set(self.reporting.values())
         idle.sort(key=lambda n: n in busy)
         while idle and self.ready:
-            key = self._pop_ready()
+            key = self.ready.take()
             if key is None:
                 break  # every ready node waits for a resource held by a running one
             node = idle.pop(0)
             self.running[node] = key
-            for res in self._resources(key):
-                self.held[res] = key
             self.log("dispatch", key, "to", node)
             try:
                 node.send_runtest_some([self.index[key], self.tick_index])
@@ -418,12 +434,12 @@ class DagScheduling:
         self.collection = collection
         self.index = {key: i for i, key in enumerate(collection)}
         self.tick_index = self.index[plan.tick]
-        self._priority = priorities(plan)
+        self.ready = ReadyQueue(priorities(plan), plan.resources)
         for key in plan.run_keys:
             if self._needs(key):
                 self.waiting.add(key)
             else:
-                heapq.heappush(self.ready, (self._priority[key], key))
+                self.ready.push(key)
 
     def _requeue(self, key: str, crashed: str | None) -> None:
         """``key`` was sent to a worker that never started it: undo the dispatch.
@@ -431,46 +447,21 @@ class DagScheduling:
         When it needs ``crashed`` it waits (settling the crash blocks it); else it is ready
         (what it needs passed, as it was sent).
         """
-        assert self.plan is not None
-        for res in self._resources(key):
-            if self.held.get(res) == key:
-                del self.held[res]
+        self.ready.release(key)
         if crashed is not None and crashed in self._needs(key):
             self.waiting.add(key)
         else:
-            heapq.heappush(self.ready, (self._priority[key], key))
+            self.ready.push(key)
 
     def _needs(self, key: str) -> list[str]:
         assert self.plan is not None
         in_run = self.index
         return [n for n in self.plan.graph.needs.get(key, ()) if n in in_run]
 
-    def _resources(self, key: str) -> tuple[str, ...]:
-        assert self.plan is not None
-        return self.plan.resources.get(key, ())
-
-    def _pop_ready(self) -> str | None:
-        """The best ready key whose resources are free (removed from the heap)."""
-        skipped: list[tuple[tuple[int, float, int], str]] = []
-        chosen = None
-        while self.ready:
-            entry = heapq.heappop(self.ready)
-            if any(res in self.held for res in self._resources(entry[1])):
-                skipped.append(entry)
-                continue
-            chosen = entry[1]
-            break
-        for entry in skipped:
-            heapq.heappush(self.ready, entry)
-        return chosen
-
     def _finish(self, key: str) -> None:
         """``key`` ended: free its resources, then release or block what needs it."""
-        assert self.plan is not None
         self.done.add(key)
-        for res in self._resources(key):
-            if self.held.get(res) == key:
-                del self.held[res]
+        self.ready.release(key)
         outcome = self._outcome(key)
         if outcome in FAILURES:
             self._check_maxfail(key, outcome)
@@ -493,9 +484,9 @@ class DagScheduling:
         needs = self._needs(key)
         if any(n not in self.done for n in needs):
             return
-        if all(self._outcome(n) == "passed" for n in needs):
+        if all(self._outcome(n) == Status.PASSED for n in needs):
             self.waiting.discard(key)
-            heapq.heappush(self.ready, (self._priority[key], key))
+            self.ready.push(key)
         elif key not in self._doomed:
             self._doomed.append(key)
 
@@ -503,11 +494,7 @@ class DagScheduling:
         """``key`` passed, then a teardown error or crash was found after it (in the tick):
         what it released but was not sent yet waits again, and is settled anew."""
         dependents = self._dependents(key)
-        ready = {k for _, k in self.ready} & set(dependents)
-        if ready:
-            self.ready = [entry for entry in self.ready if entry[1] not in ready]
-            heapq.heapify(self.ready)
-            self.waiting |= ready
+        self.waiting |= self.ready.remove(dependents)
         for dep in dependents:
             if dep in self.waiting:
                 self._settle(dep)
@@ -528,12 +515,12 @@ class DagScheduling:
 
     def _outcome(self, key: str) -> str | None:
         if key in self.passed:  # passed early: whatever is reported later (a crash) does not undo that
-            return "passed"
+            return Status.PASSED
         return self.controller.outcome(key)
 
     def _failures(self) -> int:
         """Failed reports so far, and the crashes xdist is about to report."""
-        due = sum(1 for k in (*self._unsettled, *self._crash_due) if self.controller.outcome(k) != "crashed")
+        due = sum(1 for k in (*self._unsettled, *self._crash_due) if self.controller.outcome(k) != Status.CRASHED)
         return self.controller.failures() + due
 
     def _check_maxfail(self, key: str, outcome: str | None) -> None:
