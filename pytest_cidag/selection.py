@@ -4,8 +4,11 @@
 impls, ``--lf``/``--ff``/``--nf`` in tryfirst wrappers registered before this plugin. Ours is
 registered last (from a trylast ``pytest_configure``), so its wrapper is the outermost: it
 snapshots the items before everyone, and after everyone it pulls the upstream nodes of the
-selection back in and puts the result in topological order. Deselection reports are held
-while it runs and re-emitted as one true list, so "N deselected" stays right.
+selection back in and puts the result in topological order.
+
+Deselections pass through untouched, as they happen (a hook caller's list is never changed).
+What the selection takes back in is taken off the terminal's "deselected" count, so
+"N deselected" stays true; a run without jobs is left exactly as it was.
 """
 
 from __future__ import annotations
@@ -53,26 +56,23 @@ class SelectionPlugin:
             name.strip() for value in config.getoption("cidag_first") or [] for name in value.split(",") if name.strip()
         )
         self.after_selection: Callable[[pytest.Session, list[pytest.Item]], None] | None = None
-        self._held: list[pytest.Item] | None = None
+        self._seen: set[int] | None = None  # ids of items reported deselected during the selection
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_deselected(self, items: Sequence[pytest.Item]) -> Generator[None, None, None]:
-        # Held while our modifyitems wrapper runs: the one true list is reported after it.
-        if self._held is not None and isinstance(items, list):
-            self._held.extend(items)
-            items.clear()
-        return (yield)
+    @pytest.hookimpl
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        if self._seen is not None:
+            self._seen.update(id(i) for i in items)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> Generator[None, None, None]:
         snapshot = list(items)
-        self._held = []
+        self._seen = set()
         try:
             result = yield
         finally:
-            held, self._held = self._held, None
+            seen, self._seen = self._seen, None
         try:
             final = self._select(session, snapshot, items)
         except GraphError as exc:
@@ -83,16 +83,33 @@ class SelectionPlugin:
             self.run.graph_error = f"cidag: {exc}"
             items[:] = []
             return result
-        if final is not None:
-            items[:] = final
+        if final is None:  # no jobs: nothing to change
+            return result
+        items[:] = final
         chosen = {id(i) for i in items}
-        deselected = [i for i in snapshot if id(i) not in chosen] if final is not None else held
+        deselected = [i for i in snapshot if id(i) not in chosen]
         self.run.deselected_count = len(deselected)
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
+        self._take_back([i for i in items if id(i) in seen])
+        unreported = [i for i in deselected if id(i) not in seen]
+        if unreported:  # left out without a report (by a plugin that did not say so)
+            config.hook.pytest_deselected(items=unreported)
         if self.after_selection is not None:
             self.after_selection(session, items)
         return result
+
+    def _take_back(self, items: list[pytest.Item]) -> None:
+        """``items`` were reported deselected and are run after all (pulled in): the
+        terminal's count of deselected items must not include them."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(reporter, "stats", None)
+        if not items or not stats or "deselected" not in stats:
+            return
+        back = {id(i) for i in items}
+        kept = [i for i in stats["deselected"] if id(i) not in back]
+        if kept:
+            stats["deselected"] = kept
+        else:
+            del stats["deselected"]
 
     def _select(
         self, session: pytest.Session, snapshot: list[pytest.Item], selected: list[pytest.Item]

@@ -57,7 +57,7 @@ def test_node_ids_run_one_job_like_an_ide(pytester: pytest.Pytester, job: JobWri
 def test_entry_point_is_installed() -> None:
     (ep,) = [ep for ep in entry_points(group="pytest11") if ep.name == "cidag"]
     assert ep.value == "pytest_cidag.plugin"
-    assert ep.load().pytest_collect_file
+    assert ep.load().pytest_configure
 
 
 PURE = sorted(

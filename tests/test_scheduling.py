@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from pytest_cidag.core.graph import JobGraph, Node
-from pytest_cidag.core.plan import DagPlan
-from pytest_cidag.core.scheduling import DagScheduling, priorities
+from pytest_cidag.core.plan import DagPlan, PlanError
+from pytest_cidag.core.scheduling import DagScheduling, SchedulerChoice, priorities
 from pytest_cidag.core.status import FAILURES
 
 TICK = "tick"
@@ -58,6 +58,10 @@ class FakeController:
         self.late: list[str] = []  # teardown errors found by the next tick
         self.not_started: set[str] = set()  # sent, but their worker died before they began
         self.ended: str | None = None
+        self.used: Any = None  # the scheduler handed to xdist
+
+    def use(self, scheduler: Any) -> None:
+        self.used = scheduler
 
     def plan(self) -> DagPlan | None:
         return self._plan
@@ -142,12 +146,15 @@ def make(
         resources=resources or {},
     )
     controller = FakeController(plan, maxfail)
-    sched = DagScheduling(controller)
+    choice = SchedulerChoice(controller)
     collection = [*keys, TICK]
     workers_ = [FakeNode(f"gw{i}", collection) for i in range(workers)]
     for w in workers_:
-        sched.add_node(w)
-    for w in workers_:
+        choice.add_node(w)
+    choice.add_node_collection(workers_[0], collection)
+    sched = controller.used  # from here on xdist talks to the DAG scheduler itself
+    assert isinstance(sched, DagScheduling)
+    for w in workers_[1:]:
         sched.add_node_collection(w, collection)
     sched.schedule()
     return sched, controller, workers_, collection
@@ -197,7 +204,7 @@ def test_a_worker_that_has_collected_takes_work_before_the_others_have() -> None
     # leaves the first worker idle while the others start up.
     nodes = [Node(key=k, label=k, needs=(), job=k) for k in ("a", "b")]
     plan = DagPlan(graph=JobGraph.build(nodes), run_keys=["a", "b"], tick=TICK, durations={}, first=set(), resources={})
-    sched = DagScheduling(FakeController(plan))
+    sched = DagScheduling(FakeController(plan), plan)
     w0, w1 = FakeNode("gw0", ["a", "b", TICK]), FakeNode("gw1", ["a", "b", TICK])
     sched.add_node(w0)
     sched.add_node(w1)
@@ -375,20 +382,30 @@ def test_a_worker_whose_session_ended_during_a_key_does_not_rerun_it() -> None:
     assert len(w1.sent) == 1
 
 
-def test_runs_without_jobs_use_xdists_own_scheduler() -> None:
+def test_a_run_without_jobs_hands_xdist_the_scheduler_it_would_have_used() -> None:
+    # Nodes added before the first collection are handed over too; from then on xdist talks
+    # to that scheduler, not to the choice.
     controller = FakeController(None)
-    sched = DagScheduling(controller)
+    choice = SchedulerChoice(controller)
     w = FakeNode("gw0", ["test_a.py::test_x"])
-    sched.add_node(w)
-    sched.add_node_collection(w, ["test_a.py::test_x"])
-    sched.schedule()
-    sched.mark_test_complete(w, 0)
-    assert controller.fallback.calls == [
-        ("add_node", w),
-        ("add_node_collection", w),
-        ("schedule", None),
-        ("complete", 0),
-    ]
+    choice.add_node(w)
+    choice.add_node_collection(w, ["test_a.py::test_x"])
+    assert controller.used is controller.fallback
+    assert controller.fallback.calls == [("add_node", w), ("add_node_collection", w)]
+
+
+def test_a_graph_error_stops_the_run_and_ends_scheduling() -> None:
+    class Broken(FakeController):
+        def plan(self) -> DagPlan | None:
+            raise PlanError("cidag: the jobs' needs form a cycle: a -> b -> a")
+
+    controller = Broken(None)
+    choice = SchedulerChoice(controller)
+    choice.add_node(FakeNode("gw0", []))
+    choice.add_node_collection(FakeNode("gw0", []), ["a", TICK])
+    assert controller.failed == "cidag: the jobs' needs form a cycle: a -> b -> a"
+    assert controller.used is None
+    assert choice.collection_is_completed and choice.tests_finished
 
 
 def test_different_collections_are_an_error() -> None:

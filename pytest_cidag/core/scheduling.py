@@ -69,7 +69,10 @@ class Controller(Protocol):
         """The graph to run, or None when the run has no jobs (xdist's own scheduling)."""
 
     def make_fallback(self) -> Any:
-        """xdist's own scheduler for this run's ``--dist``."""
+        """The scheduler xdist would use without this plugin (the user's hook, ``--dist``)."""
+
+    def use(self, scheduler: Any) -> None:
+        """From now on, xdist talks to ``scheduler`` directly."""
 
     def fail(self, message: str) -> None:
         """Stop the run with ``message`` (the graph could not be built)."""
@@ -111,8 +114,8 @@ class DagScheduling:
     Attributes:
         controller: the controller-side services (:class:`Controller`).
         node2collection: worker -> the node ids it collected (including the tick).
-        mode: None until the first collection arrives, then "dag", or "fallback" when the run
-            has no jobs (every call is then forwarded to xdist's own scheduler).
+        plan: the graph and keys to run (:class:`~pytest_cidag.core.plan.DagPlan`).
+        collection: the node ids every worker collected (the tick last), set by the first.
         waiting: keys whose needs have not all passed yet.
         ready: the keys whose needs all passed, not yet dispatched, and the resources
             running keys hold (:class:`~pytest_cidag.core.ready.ReadyQueue`).
@@ -127,14 +130,12 @@ class DagScheduling:
     worker receives [key, tick] and nothing else until that key completes.
     """
 
-    def __init__(self, controller: Controller, log: Callable[..., None] | None = None) -> None:
+    def __init__(self, controller: Controller, plan: DagPlan, log: Callable[..., None] | None = None) -> None:
         self.controller = controller
         self.log = log or (lambda *args: None)
         self.node2collection: dict[Any, list[str]] = {}
         self._nodes: list[Any] = []
-        self.mode: str | None = None
-        self.fallback: Any = None
-        self.plan: DagPlan | None = None
+        self.plan = plan
         self.collection: list[str] = []
         self.index: dict[str, int] = {}
         self.tick_index = -1
@@ -156,59 +157,33 @@ class DagScheduling:
 
     @property
     def nodes(self) -> list[Any]:
-        if self.mode == "fallback":
-            return list(self.fallback.nodes)
         return list(self._nodes)
 
     @property
     def collection_is_completed(self) -> bool:
-        if self.mode == "error":
-            return True
-        if self.mode == "fallback":
-            return bool(self.fallback.collection_is_completed)
         return bool(self._nodes) and all(n in self.node2collection for n in self._nodes)
 
     @property
     @_locked
     def tests_finished(self) -> bool:
-        if self.mode == "fallback":
-            return bool(self.fallback.tests_finished)
-        if self.mode == "error":
-            return True
-        if self.mode is None or not self.collection_is_completed or self.running or self._unsettled or self.reporting:
+        if not self.collection or not self.collection_is_completed:
+            return False
+        if self.running or self._unsettled or self.reporting:
             return False
         return self.stopped is not None or not (self.waiting or self.ready)
 
     @property
     def has_pending(self) -> bool:
-        if self.mode == "fallback":
-            return bool(self.fallback.has_pending)
         return bool(self.waiting or self.ready or self.running)
 
     @_locked
     def add_node(self, node: Any) -> None:
         self._nodes.append(node)
-        if self.mode == "fallback":
-            self.fallback.add_node(node)
 
     @_locked
     def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
-        if self.mode == "error":
-            return
-        if self.mode is None:
-            try:
-                plan = self.controller.plan()
-            except PlanError as exc:
-                self.mode = "error"
-                self.controller.fail(str(exc))
-                return
-            if plan is None:
-                self._become_fallback()
-            else:
-                self._start(plan, list(collection))
-        if self.mode == "fallback":
-            self.fallback.add_node_collection(node, collection)
-            return
+        if not self.collection:
+            self._start(list(collection))
         if list(collection) != self.collection:
             raise RuntimeError(
                 f"worker {getattr(node, 'gateway', node)} collected different jobs than the first worker; "
@@ -222,11 +197,6 @@ class DagScheduling:
 
     @_locked
     def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
-        if self.mode == "fallback":
-            self.fallback.mark_test_complete(node, item_index, duration)
-            return
-        if self.mode == "error":
-            return
         if item_index == self.tick_index:
             # The tick's completion arrives one dispatch late. It tore down what the item
             # before it left set up; an error there is that item's, and counts for -x.
@@ -255,7 +225,7 @@ class DagScheduling:
         the next job (it runs it once it has sent the reports). Ignored unless ``key`` is
         what ``node`` runs, so a late or repeated message changes nothing.
         """
-        if self.mode != "dag" or self.running.get(node) != key or key in self.done:
+        if self.running.get(node) != key or key in self.done:
             return
         del self.running[node]
         self.last_on[node] = key
@@ -265,26 +235,15 @@ class DagScheduling:
         self._dispatch()
 
     def mark_test_pending(self, item: str) -> None:
-        if self.mode == "fallback":
-            self.fallback.mark_test_pending(item)
-            return
         raise NotImplementedError("pytest-cidag's scheduler does not support re-queuing items")
 
     def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
-        if self.mode == "fallback":
-            self.fallback.remove_pending_tests_from_node(node, indices)
-            return
         raise NotImplementedError("pytest-cidag's scheduler never steals")
 
     @_locked
     def remove_node(self, node: Any) -> str | None:
-        if self.mode == "fallback":
-            result: str | None = self.fallback.remove_node(node)
-            return result
         if node in self._nodes:
             self._nodes.remove(node)
-        if self.mode == "error":
-            return None
         self.node2collection.pop(node, None)
         key = self.running.pop(node, None)
         early = [k for k, n in self.reporting.items() if n is node]
@@ -379,10 +338,7 @@ class DagScheduling:
 
     @_locked
     def schedule(self) -> None:
-        if self.mode == "fallback":
-            self.fallback.schedule()
-            return
-        if self.mode in (None, "error"):
+        if not self.collection:
             return
         # Crashes are settled here only, in xdist's loop: after xdist reported them, and
         # never from the side channel's thread (settling may report blocked jobs).
@@ -422,15 +378,8 @@ class DagScheduling:
                 del self.running[node]
                 self._requeue(key, None)
 
-    def _become_fallback(self) -> None:
-        self.mode = "fallback"
-        self.fallback = self.controller.make_fallback()
-        for node in self._nodes:
-            self.fallback.add_node(node)
-
-    def _start(self, plan: DagPlan, collection: list[str]) -> None:
-        self.mode = "dag"
-        self.plan = plan
+    def _start(self, collection: list[str]) -> None:
+        plan = self.plan
         self.collection = collection
         self.index = {key: i for i, key in enumerate(collection)}
         self.tick_index = self.index[plan.tick]
@@ -454,7 +403,6 @@ class DagScheduling:
             self.ready.push(key)
 
     def _needs(self, key: str) -> list[str]:
-        assert self.plan is not None
         in_run = self.index
         return [n for n in self.plan.graph.needs.get(key, ()) if n in in_run]
 
@@ -470,7 +418,6 @@ class DagScheduling:
                 self._settle(dep)
 
     def _dependents(self, key: str) -> list[str]:
-        assert self.plan is not None
         dependents = set(self.plan.graph.dependents.get(key, ()))
         return [k for k in self.plan.run_keys if k in dependents]
 
@@ -529,7 +476,6 @@ class DagScheduling:
             self._stop(key, outcome)
 
     def _stop(self, key: str, outcome: str | None) -> None:
-        assert self.plan is not None
         label = self.plan.graph.nodes[key].label if key in self.plan.graph.nodes else key
         n = self._failures()
         self.stopped = f"stopping after {n} failure{'s' if n != 1 else ''} ({label!r} {outcome})"
@@ -555,3 +501,91 @@ def priorities(plan: DagPlan) -> dict[str, tuple[int, float, int]]:
         tail = max((path[d] for d in graph.dependents.get(key, ()) if d in in_run), default=0.0)
         path[key] = plan.durations.get(key, default) + tail
     return {k: (0 if k in plan.first else 1, -path[k], i) for i, k in enumerate(keys)}
+
+
+class SchedulerChoice:
+    """What xdist holds until the first worker's collection says whether the run has jobs.
+
+    Then it makes the scheduler the run needs and hands it to xdist (``Controller.use``),
+    which talks to it directly from then on: :class:`DagScheduling` for a graph, and for a
+    run without jobs the one xdist would have made without this plugin (the user's
+    ``pytest_xdist_make_scheduler`` or ``--dist``'s), so such a run behaves as without it.
+    Until then it only keeps the nodes xdist adds; a graph that cannot be built stops the
+    run (``Controller.fail``) and everything after is a no-op.
+
+    Attributes:
+        chosen: the scheduler made, once the first collection arrived.
+        failed: the graph could not be built.
+    """
+
+    def __init__(self, controller: Controller, log: Callable[..., None] | None = None) -> None:
+        self.controller = controller
+        self.log = log
+        self._nodes: list[Any] = []
+        self.chosen: Any = None
+        self.failed = False
+
+    @property
+    def nodes(self) -> list[Any]:
+        return list(self.chosen.nodes) if self.chosen is not None else list(self._nodes)
+
+    @property
+    def collection_is_completed(self) -> bool:
+        return self.failed or (self.chosen is not None and bool(self.chosen.collection_is_completed))
+
+    @property
+    def tests_finished(self) -> bool:
+        return self.failed or (self.chosen is not None and bool(self.chosen.tests_finished))
+
+    @property
+    def has_pending(self) -> bool:
+        return self.chosen is not None and bool(self.chosen.has_pending)
+
+    def add_node(self, node: Any) -> None:
+        if self.chosen is not None:
+            self.chosen.add_node(node)
+        else:
+            self._nodes.append(node)
+
+    def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+        if self.failed:
+            return
+        if self.chosen is None:
+            try:
+                plan = self.controller.plan()
+            except PlanError as exc:
+                self.failed = True
+                self.controller.fail(str(exc))
+                return
+            if plan is None:
+                self.chosen = self.controller.make_fallback()
+            else:
+                self.chosen = DagScheduling(self.controller, plan, self.log)
+            for known in self._nodes:
+                self.chosen.add_node(known)
+            self.controller.use(self.chosen)
+        self.chosen.add_node_collection(node, collection)
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        if self.chosen is not None:
+            self.chosen.mark_test_complete(node, item_index, duration)
+
+    def mark_test_pending(self, item: str) -> None:
+        if self.chosen is not None:
+            self.chosen.mark_test_pending(item)
+
+    def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
+        if self.chosen is not None:
+            self.chosen.remove_pending_tests_from_node(node, indices)
+
+    def remove_node(self, node: Any) -> str | None:
+        if self.chosen is not None:
+            result: str | None = self.chosen.remove_node(node)
+            return result
+        if node in self._nodes:
+            self._nodes.remove(node)
+        return None
+
+    def schedule(self) -> None:
+        if self.chosen is not None:
+            self.chosen.schedule()

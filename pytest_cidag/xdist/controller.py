@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from pytest_cidag import internals
 from pytest_cidag.core import runner
 from pytest_cidag.core.graph import JobGraph
 from pytest_cidag.core.plan import DagPlan, PlanError, node_from_data
-from pytest_cidag.core.scheduling import DagScheduling
+from pytest_cidag.core.scheduling import DagScheduling, SchedulerChoice
 from pytest_cidag.core.status import Status
 from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY, SETTINGS_KEY
 from pytest_cidag.outcomes import OutcomeRecorder
@@ -33,9 +33,11 @@ from pytest_cidag.xdist.worker import WORKER_TAG_PREFIX
 class ControllerSide:
     """Controller half: implements :class:`pytest_cidag.core.scheduling.Controller`."""
 
-    def __init__(self, config: pytest.Config, persistence: CachePersistence) -> None:
+    def __init__(self, config: pytest.Config, persistence: CachePersistence, jobs_found: Callable[[], None]) -> None:
         self.config = config
         self.persistence = persistence
+        self.jobs_found = jobs_found
+        self.log: Any = None
         self.lock = threading.Lock()
         self.plans: list[dict[str, Any] | None] = []
         self.worker_tags: dict[str, str] = {}
@@ -93,9 +95,11 @@ class ControllerSide:
                 traceback.print_exc()
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> DagScheduling:
-        self.scheduler = DagScheduling(self, log)
-        return self.scheduler
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> SchedulerChoice:
+        # Nothing is collected yet: whether the run has jobs is known at the first
+        # collection, where the choice hands xdist the scheduler the run needs.
+        self.log = log
+        return SchedulerChoice(self, log)
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.started_keys.add(nodeid)
@@ -172,8 +176,17 @@ class ControllerSide:
         raise pytest.UsageError(message)
 
     def make_fallback(self) -> Any:
-        dsession = internals.dsession(self.config)
-        return dsession.pytest_xdist_make_scheduler(config=self.config, log=dsession.log)
+        # The hook as it would be called without this plugin: a conftest's or another
+        # plugin's impl first, xdist's own (``--dist``) last.
+        hook = self.config.pluginmanager.subset_hook_caller("pytest_xdist_make_scheduler", remove_plugins=[self])
+        return hook(config=self.config, log=self.log)
+
+    def use(self, scheduler: Any) -> None:
+        if isinstance(scheduler, DagScheduling):
+            self.scheduler = scheduler
+            # A run with jobs: SIGTERM and SIGHUP wind the controller down as Ctrl-C does.
+            self.jobs_found()
+        internals.replace_xdist_scheduler(self.config, scheduler)
 
     def outcome(self, key: str) -> Status | None:
         return self.recorder.status(key)

@@ -1,0 +1,189 @@
+"""A run that may have jobs: settings, and the plugins that run them, assembled.
+
+Imported by :mod:`pytest_cidag.plugin` only when the run may contain jobs (a job directory
+exists, a job file is named, or a ``--cidag-*`` option is given), so a suite without jobs
+never pays for it. Here the plugins are registered (one per concern, as pytest's
+cacheprovider assembles its own), and :class:`JobsPlugin` holds the hooks that make job
+files items and run them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_cidag import internals
+from pytest_cidag.core import signals
+from pytest_cidag.core.settings import RUNS_DIR, Settings, latest_run, new_run_name
+from pytest_cidag.core.status import Status
+from pytest_cidag.dependency import DependencyBridge
+from pytest_cidag.items import JobFailed, JobFile, JobItem
+from pytest_cidag.jobfiles import in_helper_dir, is_job_file, scan_job_dirs, shown_path
+from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
+from pytest_cidag.outcomes import OutcomeRecorder
+from pytest_cidag.persistence import CachePersistence
+from pytest_cidag.selection import SelectionPlugin
+from pytest_cidag.state import RunGraph
+
+
+def _number(config: pytest.Config, name: str, kind: type[int] | type[float], minimum: float) -> Any:
+    option = f"--{name.replace('_', '-')}"
+    value = config.getoption(name, None)
+    where = f"from {option}"
+    if value is None:
+        value, where = config.getini(name), f"from ini {name}"
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{name}: {value!r} {where} is not a valid {kind.__name__}") from None
+    if number < minimum:
+        raise pytest.UsageError(f"{name}: {value!r} {where} must be at least {minimum:g}")
+    return number
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    rootpath = config.rootpath
+    workerinput = getattr(config, "workerinput", None)
+    run_dir_arg = config.getoption("cidag_run_dir") or config.getini("cidag_run_dir")
+    previous = latest_run(rootpath)
+    if workerinput is not None and "cidag_run_dir" in workerinput:
+        run_dir = Path(workerinput["cidag_run_dir"])
+        default = bool(workerinput["cidag_default_run_dir"])
+        previous = Path(workerinput["cidag_previous_run_dir"]) if workerinput["cidag_previous_run_dir"] else None
+    elif run_dir_arg:
+        run_dir = (config.invocation_params.dir / run_dir_arg).resolve()
+        default = False
+    else:
+        run_dir = rootpath / RUNS_DIR / new_run_name(rootpath / RUNS_DIR)
+        default = True
+    return Settings(
+        job_paths=tuple((rootpath / p).resolve() for p in config.getini("cidag_paths")),
+        run_dir=run_dir,
+        default_run_dir=default,
+        kill_grace=_number(config, "cidag_kill_grace", float, 0),
+        tail_lines=_number(config, "cidag_tail_lines", int, 0),
+        report_limit=_number(config, "cidag_report_limit", int, 1024),
+        keep_runs=_number(config, "cidag_keep_runs", int, 0),
+        tee=config.getoption("capture") == "no",
+        previous_run_dir=previous,
+        testcases=config.getoption("cidag_testcases"),
+    )
+
+
+def activate(config: pytest.Config) -> None:
+    """Register the plugins of a run that may have jobs (from a trylast ``pytest_configure``:
+    the selection's collection wrapper must be the outermost, after pytest's LFPlugin and
+    NFPlugin and other plugins' tryfirst wrappers)."""
+    settings = resolve_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    is_worker = hasattr(config, "workerinput")
+    run = RunGraph(job_index=scan_job_dirs(config, settings.job_paths))
+    config.stash[RUN_KEY] = run
+    dependency = DependencyBridge(config, run.job_index)
+    recorder = OutcomeRecorder(run, dependency, is_worker=is_worker)
+    config.stash[OUTCOMES_KEY] = recorder
+    persistence = CachePersistence(config, run, recorder)
+    selection = SelectionPlugin(config, run, dependency, persistence)
+    jobs = JobsPlugin(config, settings, run)
+    for name, plugin in (
+        ("cidag-jobs", jobs),
+        ("cidag-outcomes", recorder),
+        ("cidag-cache", persistence),
+        ("cidag-selection", selection),
+    ):
+        config.pluginmanager.register(plugin, name)
+    if run.job_index:
+        # pytest's --lf keeps only the failed tests of a file at collection, so a passed test
+        # that a job needs would be missing from the graph. Collect whole files; LFPlugin
+        # still deselects what passed, and the selection pulls needs back in.
+        internals.collect_whole_files_for_lf(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None and "cidag_channel" in workerinput:
+            from pytest_cidag.xdist.worker import WorkerSide
+
+            worker = WorkerSide(config, workerinput["cidag_channel"], workerinput["cidag_worker_tag"])
+            config.stash[WORKER_KEY] = worker
+            selection.after_selection = worker.after_selection
+            config.pluginmanager.register(worker, "cidag-worker")
+        elif workerinput is None and getattr(config.option, "dist", "no") != "no":
+            from pytest_cidag.xdist.controller import ControllerSide
+
+            controller = ControllerSide(config, persistence, jobs.wind_down)
+            config.pluginmanager.register(controller, "cidag-controller")
+
+
+class JobsPlugin:
+    """Job files become items; jobs' timeouts are theirs to enforce; what a run with jobs
+    changes in the process (SIGTERM/SIGHUP) is undone at its end."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, run: RunGraph) -> None:
+        self.config = config
+        self.settings = settings
+        self.run = run
+        self._restore_signals: Any = None
+
+    def wind_down(self) -> None:
+        """The run has jobs: SIGTERM and SIGHUP now wind pytest down as Ctrl-C does, so a
+        running job's tree is killed and reports are written (until the run ends)."""
+        if self._restore_signals is None:
+            self._restore_signals = signals.wind_down()
+
+    @pytest.hookimpl
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.run.graph is not None and not self.config.getoption("collectonly"):
+            self.wind_down()
+
+    @pytest.hookimpl
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._restore_signals is not None:
+            self._restore_signals()
+            self._restore_signals = None
+
+    @pytest.hookimpl
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> JobFile | None:
+        settings = self.settings
+        job_dir = next((p for p in settings.job_paths if file_path.is_relative_to(p)), None)
+        in_job_dir = job_dir is not None and not in_helper_dir(file_path, job_dir)
+        if not (in_job_dir or parent.session.isinitpath(file_path)):
+            return None
+        if not is_job_file(file_path, self.config):
+            return None
+        if not in_job_dir and file_path.suffix == ".py":
+            return None  # an explicitly named Python file is pytest's, not ours
+        return JobFile.for_path(parent, file_path)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        # wrapper: sees the report every makereport impl has made.
+        report = yield
+        # A plain string attribute travels with the report from xdist workers to the controller.
+        if isinstance(item, JobItem) and call.excinfo is not None and isinstance(call.excinfo.value, JobFailed):
+            report.cidag_status = Status(call.excinfo.value.status).value
+        return report
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
+        """pytest-timeout resolved the item's timeout (marker > --timeout > env > ini).
+
+        For a job, keep the value and enforce it ourselves by killing the job's process tree;
+        returning True stops pytest-timeout from arming its own timer (which would interrupt
+        pytest, not the job, and orphan the job's processes).
+        """
+        if isinstance(item, JobItem):
+            item.stash[TIMEOUT_KEY] = float(settings.timeout or 0)
+            return True
+        return None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_timeout_cancel_timer(self, item: pytest.Item) -> bool | None:
+        return True if isinstance(item, JobItem) else None
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        run_dir = self.settings.run_dir
+        if run_dir.is_dir() and any(run_dir.glob("*.log")):
+            terminalreporter.write_line(f"cidag: job logs in {shown_path(run_dir, config)}")
