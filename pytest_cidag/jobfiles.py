@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cidag.core.jobspec import JobSpecError, parse_file
+from pytest_cidag.plugin import executable_script
 
 
 def is_job_file(path: Path, config: pytest.Config) -> bool:
@@ -19,15 +20,7 @@ def is_job_file(path: Path, config: pytest.Config) -> bool:
         return False
     if name.endswith(".py") and any(fnmatch.fnmatch(name, pat) for pat in config.getini("python_files")):
         return False
-    if name.endswith(".sh"):
-        return True
-    if not os.access(path, os.X_OK):
-        return False
-    try:
-        with path.open("rb") as f:
-            return f.read(2) == b"#!"
-    except OSError:
-        return False
+    return name.endswith(".sh") or executable_script(path)
 
 
 def register_markers(config: pytest.Config, names: Iterable[str]) -> None:

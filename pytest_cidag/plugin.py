@@ -100,8 +100,11 @@ def _is_job_file_arg(path: Path) -> bool:
     non-Python file that starts with ``#!``."""
     if path.suffix == ".py" or not path.is_file():
         return False
-    if path.suffix == ".sh":
-        return True
+    return path.suffix == ".sh" or executable_script(path)
+
+
+def executable_script(path: Path) -> bool:
+    """An executable file whose first bytes are ``#!``."""
     if not os.access(path, os.X_OK):
         return False
     try:
