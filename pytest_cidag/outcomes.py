@@ -53,11 +53,11 @@ class OutcomeRecorder:
         graph = self.run.graph
         if graph is None or item.nodeid not in graph.nodes:
             return
-        # On an xdist worker the controller dispatches a node only once its needs passed.
-        if not self.is_worker:
-            reason = self.block_reason(item.nodeid)
-            if reason is not None:
-                raise internals.skip_at_item(reason)
+        # On an xdist worker the controller says which nodes are blocked, and why (it
+        # alone sees every outcome); it sends any other node only once its needs passed.
+        reason = self.blocked.get(item.nodeid) if self.is_worker else self.block_reason(item.nodeid)
+        if reason is not None:
+            raise internals.skip_at_item(reason)
         if not isinstance(item, JobItem):
             self.dependency.satisfy(item)
 
@@ -82,6 +82,13 @@ class OutcomeRecorder:
         reason = self._reason(blocker)
         self.blocked[key] = reason
         return reason
+
+    def block_ahead(self, key: str) -> None:
+        """``key`` will be reported skipped as blocked (under xdist, by the worker it is sent
+        to): record its outcome now, so that what it blocks in turn names the root."""
+        reason = self.block_reason(key)
+        assert reason is not None, f"{key} is not blocked"
+        self.outcomes[key] = Outcome(Status.BLOCKED, reason, reason.split(" (through ", 1)[0])
 
     def _reason(self, need: str) -> str:
         graph = self.run.graph

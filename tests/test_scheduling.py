@@ -59,6 +59,7 @@ class FakeController:
         self.not_started: set[str] = set()  # sent, but their worker died before they began
         self.ended: str | None = None
         self.used: Any = None  # the scheduler handed to xdist
+        self.skips_sent: list[tuple[str, str]] = []  # (worker, key) told to skip, in order
 
     def use(self, scheduler: Any) -> None:
         self.used = scheduler
@@ -93,6 +94,10 @@ class FakeController:
     def block(self, key: str) -> None:
         self.blocked.append(key)
         self.outcomes[key] = "blocked"
+
+    def send_skip(self, node: Any, key: str) -> None:
+        assert key in self.blocked, f"{key} is sent to be skipped without being blocked"
+        self.skips_sent.append((node.name, key))
 
     def abort(self, nodes: Sequence[Any], reason: str) -> None:
         self.aborted.append((list(nodes), reason))
@@ -186,6 +191,22 @@ def pass_early(sched: DagScheduling, key: str) -> FakeNode:
     return node
 
 
+def report_skips(sched: DagScheduling, controller: FakeController) -> list[str]:
+    """Each worker told to skip a blocked key reports it skipped (until none is left);
+    returns those keys in the order they were reported."""
+    reported: list[str] = []
+    while True:
+        told = {(name, key) for name, key in controller.skips_sent}
+        pending = [n for n in sched.nodes if (n.name, n.current) in told]
+        if not pending:
+            return reported
+        for node in pending:
+            key = node.current
+            assert key is not None
+            complete(sched, controller, key, "blocked")
+            reported.append(key)
+
+
 def node_of(sched: DagScheduling, key: str) -> FakeNode:
     found: list[FakeNode] = [n for n in sched.nodes if n.current == key]
     assert len(found) == 1, f"{key} runs on {found}"
@@ -242,11 +263,18 @@ def test_failure_blocks_downstream_in_order() -> None:
     assert running(sched) == {"gw0": "a"}  # the longest path starts first
     complete(sched, controller, "a", "failed")
     assert controller.blocked == ["b", "c"]  # each before what it blocks in turn
+    # A worker reports each blocked key skipped (through pytest's protocol, as without
+    # xdist), before it takes unrelated work.
+    assert running(sched) == {"gw0": "b"}
+    assert report_skips(sched, controller) == ["b", "c"]
+    assert controller.skips_sent == [("gw0", "b"), ("gw0", "c")]
     assert running(sched) == {"gw0": "d"}  # unrelated work goes on
     complete(sched, controller, "d")
     # e is blocked once all it needs has ended, so its skip names the same need (the first
     # in its own order that did not pass) as without xdist, whatever ended first
     assert controller.blocked == ["b", "c", "e"]
+    assert not sched.tests_finished  # e is still to be reported
+    assert report_skips(sched, controller) == ["e"]
     assert sched.tests_finished
 
 
@@ -257,6 +285,7 @@ def test_a_skip_waits_for_every_need_to_end() -> None:
     assert controller.blocked == []
     complete(sched, controller, "f", "failed")
     assert controller.blocked == ["x", "y"]
+    assert report_skips(sched, controller) == ["x", "y"]
     assert sched.tests_finished
 
 
@@ -363,9 +392,9 @@ def test_a_late_teardown_error_also_blocks_what_is_ready_but_not_sent() -> None:
     sched.mark_test_complete(p_node, collection.index(TICK))
     assert controller.blocked == ["d2"]
     complete(sched, controller, "d1")
+    assert report_skips(sched, controller) == ["d2"]  # sent to be skipped, never to run
     complete(sched, controller, "long")
     assert running(sched) == {} and finished(sched)
-    assert all(collection.index("d2") not in sent for w in sched.nodes for sent in w.sent)
 
 
 def test_a_worker_whose_session_ended_during_a_key_does_not_rerun_it() -> None:
@@ -524,13 +553,13 @@ def test_no_dispatch_to_a_worker_that_shuts_down() -> None:
 
 
 def test_crashes_are_settled_only_in_xdists_loop() -> None:
-    # Settling a crash reports blocked jobs through pytest hooks: never from the side
-    # channel's thread, where passed_early runs.
+    # Settling a crash blocks jobs, whose reasons come from reports the controller has
+    # processed: never from the side channel's thread, where passed_early runs.
     sched, controller, _, _ = make({"x": [], "y": ["x"], "a": []}, durations={"x": 2, "a": 1}, workers=2)
     x_node = node_of(sched, "x")
     assert sched.remove_node(x_node) == "x"
     controller.outcomes["x"] = "crashed"
-    sched.passed_early(node_of(sched, "a"), "a")
+    pass_early(sched, "a")
     assert controller.blocked == []
     sched.schedule()
     assert controller.blocked == ["y"]
@@ -564,6 +593,7 @@ def test_a_teardown_error_found_by_the_tick_blocks_what_still_waits() -> None:
     assert controller.blocked == []  # dep still waits for slow
     complete(sched, controller, "slow")
     assert controller.blocked == ["dep"]
+    assert report_skips(sched, controller) == ["dep"]
     assert sched.tests_finished
 
 
@@ -587,3 +617,29 @@ def test_a_key_sent_before_a_crash_blamed_on_an_older_need_is_ready_again() -> N
     sched.schedule()
     assert controller.blocked == []
     assert running(sched) == {"gw0": "k"}
+
+
+def test_a_blocked_key_needs_no_resource_and_goes_before_ready_work() -> None:
+    # b holds port:1 while p (needs a) is blocked: p is reported on the free worker at
+    # once (a skip takes no resource), before q, which waits for the port.
+    edges: dict[str, list[str]] = {"a": [], "b": [], "p": ["a"], "q": []}
+    res: dict[str, tuple[str, ...]] = {"b": ("port:1",), "p": ("port:1",), "q": ("port:1",)}
+    sched, controller, _, _ = make(edges, resources=res, durations={"a": 2, "b": 9, "q": 1}, workers=2)
+    assert running(sched) == {"gw0": "b", "gw1": "a"}
+    complete(sched, controller, "a", "failed")
+    assert running(sched) == {"gw0": "b", "gw1": "p"}
+    assert report_skips(sched, controller) == ["p"]
+    assert running(sched) == {"gw0": "b"}  # q waits for the port
+    complete(sched, controller, "b")
+    assert running(sched) == {"gw0": "q"}
+
+
+def test_nothing_is_sent_to_be_skipped_after_a_fast_fail_stop() -> None:
+    # As without xdist: -x stops the run, and what the failure blocked is not reported.
+    sched, controller, _, _ = make({"a": [], "b": ["a"], "z": []}, workers=2, maxfail=1)
+    z_node = node_of(sched, "z")
+    complete(sched, controller, "a", "failed")
+    assert controller.aborted == [([z_node], "stopping after 1 failure ('a' failed)")]
+    assert controller.skips_sent == []
+    complete(sched, controller, "z", "skipped")
+    assert sched.tests_finished

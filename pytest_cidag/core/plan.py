@@ -28,7 +28,7 @@ class DagPlan:
     resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def node_to_data(node: Node, location: tuple[str, int | None, str], resources: tuple[str, ...]) -> dict[str, Any]:
+def node_to_data(node: Node, resources: tuple[str, ...]) -> dict[str, Any]:
     return {
         "key": node.key,
         "label": node.label,
@@ -38,7 +38,6 @@ def node_to_data(node: Node, location: tuple[str, int | None, str], resources: t
         "where": node.where,
         "markers": list(node.markers),
         "timeout": node.timeout,
-        "location": [location[0], location[1], location[2]],
         "resources": list(resources),
     }
 

@@ -2,12 +2,14 @@
 
 pytest-xdist asks a scheduler to hand test indices to worker nodes. This one dispatches a
 graph node to an idle worker the moment everything it needs has passed, at most one per
-worker, highest priority first, and never two nodes that hold a common resource at once. The
-controller-side glue (:mod:`pytest_cidag.xdist.controller`) gives it the graph, tells it outcomes,
-and turns its decisions into reports and abort messages; here is only the bookkeeping, so it
-is unit-tested against fake nodes.
+worker, highest priority first, and never two nodes that hold a common resource at once; a
+node blocked by a need that did not pass goes to a worker too, which reports it skipped.
+The controller-side glue (:mod:`pytest_cidag.xdist.controller`) gives it the graph, tells it
+outcomes, and turns its decisions into messages to workers; here is only the bookkeeping,
+so it is unit-tested against fake nodes. :class:`SchedulerChoice` is what xdist holds until
+the first collection says whether the run has jobs at all.
 
-Two xdist facts shape it (see the project's notes on xdist):
+Two xdist facts shape it:
 
 * A worker runs item *i* only once it has received the *next* index (pytest needs
   ``nextitem`` for fixture teardown). So every node sent is followed by the index of a hidden
@@ -18,8 +20,9 @@ A worker also says over that channel when a job has passed (:meth:`passed_early`
 setup, call and teardown passed), before xdist sends its last reports: its dependents are
 dispatched from the channel's thread at once, instead of after the controller has worked
 through the reports and xdist's completion event (about 1-2 ms per dependency hop, more when
-the controller is busy with another worker's reports). Hence the lock around every entry
-point. Crashes are settled (and blocked jobs reported) only from xdist's own loop.
+the controller is busy with another worker's reports). Hence the lock around every method
+that reads or changes the dispatch state (``has_pending``, read by xdist's loop alone, goes
+without). Crashes are settled, and blocked nodes blocked, only from xdist's own loop.
 """
 
 from __future__ import annotations
@@ -96,7 +99,11 @@ class Controller(Protocol):
         call and a teardown error of one test are two)."""
 
     def block(self, key: str) -> None:
-        """Report ``key`` SKIPPED because something it needs did not pass."""
+        """``key`` is blocked (something it needs did not pass): record why, before the
+        worker it is sent to reports it skipped."""
+
+    def send_skip(self, node: Any, key: str) -> None:
+        """Tell ``node`` that ``key``, sent next, is to be skipped as blocked (and why)."""
 
     def abort(self, nodes: Sequence[Any], reason: str) -> None:
         """Kill the jobs running on ``nodes`` (fast-fail)."""
@@ -117,6 +124,10 @@ class DagScheduling:
         plan: the graph and keys to run (:class:`~pytest_cidag.core.plan.DagPlan`).
         collection: the node ids every worker collected (the tick last), set by the first.
         waiting: keys whose needs have not all passed yet.
+        skips: blocked keys not sent yet, in the order they were blocked (each before what it
+            blocks in turn). A blocked key goes to a worker like any other, which reports it
+            skipped through pytest's own protocol (as without xdist: every hook an item
+            passes through, for every consumer that listens in a worker), without resources.
         ready: the keys whose needs all passed, not yet dispatched, and the resources
             running keys hold (:class:`~pytest_cidag.core.ready.ReadyQueue`).
         running: worker -> the key it runs (at most one per worker).
@@ -147,7 +158,8 @@ class DagScheduling:
         self._unsettled: list[str] = []  # see "crash accounting" below
         self._crash_due: list[str] = []
         self._late_blocks: list[str] = []
-        self._doomed: list[str] = []  # every need ended, one did not pass: to report blocked
+        self._doomed: list[str] = []  # every need ended, one did not pass: to block
+        self.skips: list[str] = []
         self.last_on: dict[Any, str] = {}  # worker -> the last key it finished
         self.passed: set[str] = set()  # passed early, per the worker
         self.reporting: dict[str, Any] = {}
@@ -170,11 +182,11 @@ class DagScheduling:
             return False
         if self.running or self._unsettled or self.reporting:
             return False
-        return self.stopped is not None or not (self.waiting or self.ready)
+        return self.stopped is not None or not (self.waiting or self.ready or self.skips)
 
     @property
     def has_pending(self) -> bool:
-        return bool(self.waiting or self.ready or self.running)
+        return bool(self.waiting or self.ready or self.skips or self.running)
 
     @_locked
     def add_node(self, node: Any) -> None:
@@ -205,7 +217,8 @@ class DagScheduling:
                 self._check_maxfail(key, Status.ERRORED)
                 if key not in self.passed:
                     self._failed_late(key)
-            self._report_blocked()
+            self._block_doomed()
+            self._dispatch()
             return
         key = self.collection[item_index]
         self.last_on[node] = key
@@ -341,20 +354,21 @@ class DagScheduling:
         if not self.collection:
             return
         # Crashes are settled here only, in xdist's loop: after xdist reported them, and
-        # never from the side channel's thread (settling may report blocked jobs).
+        # never from the side channel's thread (settling blocks jobs, and a blocked job's
+        # reason is read from reports the loop has processed).
         while self._unsettled:
             self._finish(self._unsettled.pop(0))
         while self._late_blocks:
             late = self._late_blocks.pop(0)
             if late not in self.passed:
                 self._failed_late(late)
-        self._report_blocked()
+        self._block_doomed()
         self._dispatch()
 
     # --- internals ----------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Send the best ready keys to idle workers."""
+        """Send blocked keys, then the best ready keys, to idle workers."""
         if self.stopped is not None:
             return
         idle = [
@@ -365,6 +379,17 @@ class DagScheduling:
         # A worker still sending a job's reports starts its next job only after them.
         busy = set(self.reporting.values())
         idle.sort(key=lambda n: n in busy)
+        while idle and self.skips:
+            blocked = self.skips.pop(0)
+            node = idle.pop(0)
+            self.running[node] = blocked
+            self.log("skip", blocked, "on", node)
+            try:
+                self.controller.send_skip(node, blocked)
+                node.send_runtest_some([self.index[blocked], self.tick_index])
+            except OSError:  # the worker is gone: another reports it
+                del self.running[node]
+                self.skips.insert(0, blocked)
         while idle and self.ready:
             key = self.ready.take()
             if key is None:
@@ -423,7 +448,7 @@ class DagScheduling:
 
     def _settle(self, key: str) -> None:
         """``key`` waits: once everything it needs has ended, it is ready (all passed) or
-        doomed (blocked on the next _report_blocked()).
+        doomed (blocked on the next _block_doomed()).
 
         Not before: its skip names the first need in its own order that did not pass, as
         without xdist, whichever of them ended first here.
@@ -446,16 +471,18 @@ class DagScheduling:
             if dep in self.waiting:
                 self._settle(dep)
 
-    def _report_blocked(self) -> None:
-        """Report the doomed keys SKIPPED (from xdist's loop only: it calls pytest hooks),
-        each before what it blocks in turn. Nothing is reported after a fast-fail stop."""
+    def _block_doomed(self) -> None:
+        """Block the doomed keys (from xdist's loop only), each before what it blocks in
+        turn, and queue them for a worker to report skipped. Nothing is blocked after a
+        fast-fail stop (as without xdist, nothing is reported after it)."""
         while self._doomed:
             key = self._doomed.pop(0)
             if self.stopped is not None or key not in self.waiting:
                 continue
             self.waiting.discard(key)
-            self.done.add(key)
+            self.done.add(key)  # it ends as blocked, whatever worker reports it
             self.controller.block(key)
+            self.skips.append(key)
             for dep in self._dependents(key):
                 if dep in self.waiting:
                     self._settle(dep)

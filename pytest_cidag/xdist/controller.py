@@ -43,7 +43,6 @@ class ControllerSide:
         self.worker_tags: dict[str, str] = {}
         self.channels: dict[str, Any] = {}
         self.maxfail = int(config.getoption("maxfail") or 0)
-        self.locations: dict[str, tuple[str, int | None, str]] = {}
         self.scheduler: DagScheduling | None = None
         self.failed_reports = 0
         self.started_keys: set[str] = set()
@@ -143,7 +142,6 @@ class ControllerSide:
         run = self.run
         run.graph = graph
         run.run_keys = list(data["run_keys"])
-        self.locations = {n["key"]: (n["location"][0], n["location"][1], n["location"][2]) for n in data["nodes"]}
         internals.disable_xdist_maxfail(self.config)  # the scheduler counts failures and stops the run itself
         if data["deselected"]:
             self.config.hook.pytest_deselected(items=[_Deselected(i) for i in range(data["deselected"])])
@@ -192,26 +190,14 @@ class ControllerSide:
         return self.recorder.status(key)
 
     def block(self, key: str) -> None:
-        reason = self.recorder.block_reason(key)
-        location = self.locations.get(key, (key.split("::", maxsplit=1)[0], None, key))
-        path, lineno, _ = location
-        hook = self.config.hook
-        hook.pytest_runtest_logstart(nodeid=key, location=location)
-        setup = pytest.TestReport(
-            nodeid=key,
-            location=location,
-            keywords={},
-            outcome="skipped",
-            # an absolute path, as a skip raised in the item's own setup has (JUnit shows it)
-            longrepr=(str(self.config.rootpath / path), (lineno or 0) + 1, f"Skipped: {reason}"),
-            when="setup",
-        )
-        hook.pytest_runtest_logreport(report=setup)
-        teardown = pytest.TestReport(
-            nodeid=key, location=location, keywords={}, outcome="passed", longrepr=None, when="teardown"
-        )
-        hook.pytest_runtest_logreport(report=teardown)
-        hook.pytest_runtest_logfinish(nodeid=key, location=location)
+        self.recorder.block_ahead(key)
+
+    def send_skip(self, node: Any, key: str) -> None:
+        # Before the key's index, on the same connection: the worker has the reason when
+        # the key's setup runs (execnet hands our channel's messages to its callback in order).
+        channel = self.channels.get(internals.worker_id(node))
+        if channel is not None:
+            channel.send({"skip": [key, self.recorder.blocked[key]]})
 
     def abort(self, nodes: Sequence[Any], reason: str) -> None:
         for node in nodes:

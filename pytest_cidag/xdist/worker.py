@@ -16,7 +16,7 @@ from pytest_cidag import internals
 from pytest_cidag.core import runner
 from pytest_cidag.core.plan import node_to_data
 from pytest_cidag.items import JobItem
-from pytest_cidag.keys import RUN_KEY
+from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY
 from pytest_cidag.state import RunGraph
 
 TICK_NAME = "cidag-tick"
@@ -56,7 +56,10 @@ class WorkerSide:
 
     def _receive(self, message: Any) -> None:
         # Runs in execnet's receiver thread, even while the main thread runs a job.
-        if isinstance(message, dict) and "abort" in message:
+        if isinstance(message, dict) and "skip" in message:
+            key, reason = message["skip"]
+            self.config.stash[OUTCOMES_KEY].blocked[str(key)] = str(reason)
+        elif isinstance(message, dict) and "abort" in message:
             reason = str(message["abort"])
             with self.lock:
                 self.aborted = reason
@@ -96,9 +99,8 @@ class WorkerSide:
         nodes = []
         for key, node in graph.nodes.items():
             item = items.get(key)
-            location = item.location if item is not None else ("", None, node.label)
             resources = item.spec.resources if isinstance(item, JobItem) else ()
-            nodes.append(node_to_data(node, location, resources))
+            nodes.append(node_to_data(node, resources))
         self.channel.send(
             {
                 "plan": {
