@@ -271,7 +271,12 @@ class JobItem(pytest.Item):
         return internals.failure_repr(path, (lineno or 0) + 1, f"job failed: {exc.headline}", text)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.spec.line - 1, f"job {self.job_id}"
+        # The domain, as a Python item's is its dotted name within the module
+        # ("TestClass.test_x[1]"): IDEs take its last dotted part as the item's name
+        # (teamcity-messages' metainfo, which PyCharm re-runs by). "job." stands where a
+        # class would; a bare name would show as 'a::b' in pytest's -v line when it has a
+        # dot (pytest reads one as a Python scope). The line is 0-based, as pytest's own.
+        return self.path, self.spec.line - 1, f"job.{self.job_id}"
 
 
 #: Longest output line shown in a failure report; the log keeps it whole.

@@ -3,12 +3,14 @@
 VS Code's Python adapter (``vscode_pytest``, loaded in every pytest process) learns an
 item's path in ``pytest_runtest_protocol`` and reports from ``pytest_report_teststatus`` in
 the same process; a result whose item it never saw is sent with a made-up id and dropped.
-The conftest below does what the adapter does.
+The conftest below does what the adapter does. PyCharm reads pytest through the real
+``teamcity-messages`` plugin.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -162,3 +164,39 @@ def test_a_blocked_skip_is_the_same_report_at_every_n(pytester: pytest.Pytester,
         1,
         "Skipped: upstream job 'build' failed (through 'unit')",
     ]
+
+
+def teamcity_lines(result: pytest.RunResult) -> dict[str, str]:
+    """testStarted's name -> metainfo."""
+    started = {}
+    for line in result.stdout.lines:
+        if "##teamcity[testStarted" in line:
+            fields = dict(re.findall(r"(\w+)='((?:[^'|]|\|.)*)'", line))
+            started[fields["name"]] = fields["metainfo"].replace("|[", "[").replace("|]", "]")
+    return started
+
+
+def test_pycharm_gets_the_jobs_name_as_teamcity_metainfo(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # teamcity-messages sends the last dotted part of an item's domain (reportinfo's third
+    # element) as metainfo, which PyCharm uses to re-run a test (-k) and to find its
+    # parameters; a Python test's domain gives its name, so must a job's.
+    job("build-wheel", "echo ok")
+    job("test", "echo ok", matrix='{ py = ["py311", "py312"] }')
+    job("lint", "echo ok", name='"lint.py"')
+    pytester.makepyfile(test_plain="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--teamcity", "cijobs", "test_plain.py", "-v")
+    assert result.ret == 0
+    started = teamcity_lines(result)
+    assert started == {
+        "cijobs.build-wheel_sh.build-wheel": "build-wheel",
+        "cijobs.test_sh.test(py311)": "test[py311]",
+        "cijobs.test_sh.test(py312)": "test[py312]",
+        "cijobs.lint_sh.lint_py": "py",  # teamcity-messages keeps what follows the last dot
+        "test_plain.test_x": "test_x",
+    }
+    # pytest's own -v line shows a dotted job name as it is (a bare name would read lint::py)
+    plain = pytester.runpytest_subprocess("cijobs", "-v")
+    plain.stdout.fnmatch_lines(["cijobs/lint.sh::lint.py PASSED*"])
+    # what PyCharm's re-run by metainfo does selects exactly that job
+    rerun = pytester.runpytest_subprocess("cijobs", "-k", "test[py312]", "-q")
+    rerun.assert_outcomes(passed=1, deselected=3)

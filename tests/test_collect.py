@@ -120,6 +120,6 @@ def test_reportinfo_points_at_the_block(pytester: pytest.Pytester, job: JobWrite
     job("no-block", "true")
     items, _ = pytester.inline_genitems()
     by_name = {item.name: item for item in items}
-    assert by_name["with-block"].location == ("cijobs/with-block.sh", 1, "job with-block")
-    assert by_name["no-block"].location == ("cijobs/no-block.sh", 0, "job no-block")
+    assert by_name["with-block"].location == ("cijobs/with-block.sh", 1, "job.with-block")
+    assert by_name["no-block"].location == ("cijobs/no-block.sh", 0, "job.no-block")
     assert by_name["with-block"].nodeid == "cijobs/with-block.sh::with-block"

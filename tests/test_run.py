@@ -32,7 +32,7 @@ def test_failure_report_is_a_few_plain_lines(pytester: pytest.Pytester, job: Job
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(
         [
-            "*_ job broken _*",
+            "*_ job.broken _*",
             "job 'broken' failed: exit code 3",
             "command:  /bin/bash cijobs/broken.sh",
             "duration: *s",
@@ -169,11 +169,11 @@ def test_full_output_in_report_sections_and_a_cut_for_huge_logs(pytester: pytest
     result = pytester.runpytest("-rA")
     result.stdout.fnmatch_lines(
         [
-            "*_ job huge _*",
+            "*_ job.huge _*",
             "first-line",
             "[[]cidag[]] ... * bytes omitted; the full output is in *huge.log ...",
             "*last-line",
-            "*_ job small _*",
+            "*_ job.small _*",
             "small-output",
         ]
     )
