@@ -259,16 +259,23 @@ def spawn_pytest_default(pytester: pytest.Pytester) -> subprocess.Popen[bytes]:
 
 def test_signal_while_leftovers_get_their_grace(pytester: pytest.Pytester, job: JobWriter) -> None:
     """SIGTERM during the TERM grace of a finished job's leftovers still ends in KILL."""
-    job("leaves-one", "(trap '' TERM; exec sleep 100) & echo $! >> \"$CIDAG_RUN_DIR/pids\"\nexit 0")
+    # The leftover notes the TERM that starts the grace, and lives on; the job exits once
+    # the leftover's trap is set.
+    job(
+        "leaves-one",
+        '(trap \'echo got-term >> "$CIDAG_RUN_DIR/term"\' TERM; echo $BASHPID >> "$CIDAG_RUN_DIR/pids";'
+        " while :; do sleep 0.05; done) &\n"
+        'until [ -s "$CIDAG_RUN_DIR/pids" ]; do sleep 0.01; done\nexit 0',
+    )
     proc = pytester.popen(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "--cidag-run-dir", "run", "--cidag-kill-grace", "30"],
         stdin=subprocess.DEVNULL,
     )
     pids_file = pytester.path / "run" / "pids"
     wait_for_pids(pids_file, 1, proc)
-    time.sleep(0.5)  # the job has exited; its leftover ignores TERM and waits out the grace
+    wait_for_pids(pytester.path / "run" / "term", 1, proc)  # in the grace: the job has exited
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=20)  # the 30 s grace is cut short: KILL at once
     assert [p for p in read_pids(pids_file) if alive(p)] == []
 
 

@@ -364,6 +364,7 @@ class JobProcess:
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
         self._killing = False
+        self._terminating = False  # TERM was sent to the tree: its grace is running or over
         self._since: int | None = None
         self._exited = False
         self._reader: threading.Thread | None = None
@@ -483,6 +484,7 @@ class JobProcess:
         """Kill what is left of the tree (TERM, KILL after ``grace``), reap the main
         process, drain the tee. Returns how many processes were found alive."""
         proc = self._proc
+        self._terminating = True
         if proc is None:
             # Never registered: only the tag can find what may have started.
             return kill_tree(None, self.token, grace)
@@ -508,8 +510,11 @@ class JobProcess:
             reason = type(exc).__name__
         with self._lock:
             self._abort_reason = self._abort_reason or reason
+            # A signal during a grace already running (the leftovers', a timeout's, an
+            # abort's) cuts it short: the tree had its TERM.
+            grace = 0.0 if self._terminating else self.kill_grace
         try:
-            self._reap(self.kill_grace)
+            self._reap(grace)
         except BaseException:
             with signals.deferred():
                 self._reap(0)
@@ -524,11 +529,13 @@ class JobProcess:
             if proc is None or self._killing:
                 return
             self._killing = True
+            self._terminating = True
         try:
             kill_tree(proc.pid, self.token, self.kill_grace if grace is None else grace, self._since)
         finally:
             with self._lock:
                 self._killing = False
+        self._terminating = False  # TERM was sent to the tree: its grace is running or over
 
     def abort(self, reason: str) -> None:
         """Kill the job's tree from another thread; ``run()`` then returns with ``aborted``.
