@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
+import os
 
 import pytest
 
@@ -258,8 +258,9 @@ def test_order_survives_ff_nf_and_randomly(
     (pytester.path / "order.log").unlink()
     pytester.runpytest("--ff").assert_outcomes(passed=2)  # --ff wants b first; a must still precede it
     assert order_log(pytester) == ["a", "b"]
-    time.sleep(0.01)
-    job("0-new", LOG, needs='["b"]')  # --nf puts the newest file first
+    new = job("0-new", LOG, needs='["b"]')  # --nf puts the newest file first
+    newest = max(p.stat().st_mtime for p in (pytester.path / "cijobs").glob("*.sh") if p != new)
+    os.utime(new, (newest + 10, newest + 10))  # newer by far, however coarse file times are
     (pytester.path / "order.log").unlink()
     pytester.runpytest("--nf").assert_outcomes(passed=3)
     assert order_log(pytester) == ["a", "b", "0-new"]

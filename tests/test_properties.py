@@ -2,7 +2,8 @@
 
 Each example writes a random job graph (pass, fail, skip, timeout, crash), runs pytest on it
 with a random -n, -k and -x, and checks what must always hold. The default example count
-keeps CI fast; set CIDAG_PROPERTY_EXAMPLES for a deeper local run (e.g. 200).
+fits about a minute of CI; set CIDAG_PROPERTY_EXAMPLES for a deeper local run (e.g. 200).
+A failure prints the falsifying example and a ``@reproduce_failure`` line that replays it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from pathlib import Path
 
 import junitparser
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import alive
 
-EXAMPLES = int(os.environ.get("CIDAG_PROPERTY_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("CIDAG_PROPERTY_EXAMPLES", "30"))
 #: In CI the examples are fixed (derived from the test itself), so a red build is reproducible;
 #: locally each run explores new ones.
 DERANDOMIZE = bool(os.environ.get("CI"))
@@ -47,12 +48,13 @@ def dags(draw: st.DrawFn) -> dict[str, object]:
     return {"jobs": jobs, "workers": workers, "k": k, "maxfail": maxfail}
 
 
+#: What each job does, and the exit code it ends with once it has logged its end.
 BODY = {
-    "pass": "sleep 0.05",
-    "fail": "sleep 0.05; exit 1",
-    "skip": "echo 'nothing to do'; exit 77",
-    "timeout": "sleep 30",
-    "crash": "kill -9 $PPID; sleep 30",
+    "pass": ("sleep 0.05", 0),
+    "fail": ("sleep 0.05", 1),
+    "skip": ("echo 'nothing to do'", 77),
+    "timeout": ("sleep 30", 0),
+    "crash": ("kill -9 $PPID; sleep 30", 0),
 }
 
 
@@ -62,17 +64,40 @@ def write(root: Path, dag: dict[str, object]) -> None:
     (root / "pytest.ini").write_text("[pytest]\ncidag_paths = cijobs\n")
     for job in dag["jobs"]:  # type: ignore[attr-defined]
         block = f"# /// cidag\n# needs = {json.dumps(job['needs'])}\n# timeout = 1\n# ///\n"
+        command, code = BODY[job["behaviour"]]
         body = (
             'echo "start $CIDAG_JOB $(date +%s.%N)" >> "$CIDAG_RUN_DIR/../events"\n'
             'echo $$ >> "$CIDAG_RUN_DIR/../pids"\n'
             'sleep 300 & echo $! >> "$CIDAG_RUN_DIR/../pids"\n'
-            f"{BODY[job['behaviour']]}\n"
+            f"{command}\n"
             'echo "end $CIDAG_JOB $(date +%s.%N)" >> "$CIDAG_RUN_DIR/../events"\n'
+            f"exit {code}\n"
         )
         (jobdir / f"{job['name']}.sh").write_text(block + body)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=DERANDOMIZE)
+#: Always run, whatever is drawn: -x stopping a run while a job runs on another worker.
+FAST_FAIL = {
+    "jobs": [
+        {"name": "j0", "needs": [], "behaviour": "fail"},
+        {"name": "j1", "needs": [], "behaviour": "timeout"},
+        {"name": "j2", "needs": ["j0"], "behaviour": "pass"},
+        {"name": "j3", "needs": [], "behaviour": "pass"},
+    ],
+    "workers": 2,
+    "k": None,
+    "maxfail": 1,
+}
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=DERANDOMIZE,
+    print_blob=True,
+)
+@example(dag=FAST_FAIL)
 @given(dag=dags())
 def test_random_dags_keep_every_invariant(tmp_path_factory: pytest.TempPathFactory, dag: dict[str, object]) -> None:
     root = tmp_path_factory.mktemp("dag")
@@ -111,22 +136,24 @@ def test_random_dags_keep_every_invariant(tmp_path_factory: pytest.TempPathFacto
         reported[case.name] = type(result).__name__ if result is not None else "Passed"
         messages[case.name] = (result.message or "") if result is not None else ""
     assert set(reported) <= selected
+    # -x stops the run exactly when something failed (a crash or a timeout counts)
+    failures = [n for n, o in reported.items() if o in ("Failure", "Error")]
     stopped = "stopping after" in out
+    assert stopped == bool(dag["maxfail"] and failures), out
     if not stopped:
         assert set(reported) == selected, out
 
-    # nobody started before everything it needs had passed
+    # nobody started before everything it needs had passed (some job always starts: the
+    # first in order needs nothing)
     events: dict[str, dict[str, float]] = {}
-    events_file = root / "runs" / "events"
-    if events_file.exists():
-        for line in events_file.read_text().splitlines():
-            what, name, ts = line.split()
-            events.setdefault(name, {})[what] = float(ts)
+    for line in (root / "runs" / "events").read_text().splitlines():
+        what, name, ts = line.split()
+        events.setdefault(name, {})[what] = float(ts)
+    assert events, out
     for name, ev in events.items():
         for need in jobs[name]["needs"]:
-            assert "end" in events.get(need, {}), f"{name} started though {need} did not pass"
+            assert reported.get(need) == "Passed", f"{name} started though {need} did not pass"
             assert events[need]["end"] <= ev["start"], f"{name} started before {need} ended"
-            assert reported.get(need) == "Passed"
 
     # dependents of a job that did not pass are skipped, naming a blocker upstream
     for name, outcome in reported.items():
@@ -146,15 +173,16 @@ def test_random_dags_keep_every_invariant(tmp_path_factory: pytest.TempPathFacto
         assert sum(1 for s, e in spans[: i + 1] if e > start) <= limit
 
     # -x: nothing starts once the first failure is known (a job dispatched a moment before
-    # may still start: allow for that, far less than a chain of jobs would take)
-    if dag["maxfail"] and stopped:
-        failed_ends = [events[n]["end"] for n, o in reported.items() if o == "Failure" and "end" in events.get(n, {})]
-        if failed_ends:
-            first_failure = min(failed_ends)
-            late = [n for n, ev in events.items() if ev["start"] > first_failure + 1.0]
-            assert late == [], f"{late} started after the run stopped"
+    # may still start: allow for that, far less than a chain of jobs would take). A failing
+    # job logs its end before it exits; a timeout or a crash is known one second at most
+    # after its start (the jobs' timeout).
+    if stopped:
+        known = [events[n]["end"] if "end" in events[n] else events[n]["start"] + 1.0 for n in failures]
+        first_failure = min(known)
+        late = [n for n, ev in events.items() if ev["start"] > first_failure + 1.0]
+        assert late == [], f"{late} started after the run stopped"
 
     # no process of any job survives
-    pids_file = root / "runs" / "pids"
-    if pids_file.exists():
-        assert [int(p) for p in pids_file.read_text().split() if alive(int(p))] == []
+    pids = [int(p) for p in (root / "runs" / "pids").read_text().split()]
+    assert len(pids) == 2 * len(events)
+    assert [p for p in pids if alive(p)] == []
