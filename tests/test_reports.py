@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -63,6 +64,27 @@ def test_entry_point_is_installed() -> None:
 PURE = sorted(
     p.stem for p in (Path(__file__).parent.parent / "pytest_cidag" / "core").glob("*.py") if p.stem != "__init__"
 )
+
+
+CORE = Path(__file__).parent.parent / "pytest_cidag" / "core"
+PURE = sorted(p.stem for p in CORE.glob("*.py") if p.stem != "__init__")
+
+#: What only pytest_cidag/internals.py may touch: pytest's private modules, private
+#: attributes of pytest's and xdist's objects, plugins found by their internal names.
+PRIVATE = re.compile(r"\b_pytest\b|_setupstate|_use_item_location|lfplugin|\bdsession\b|\._session\b|\.sched\b")
+
+
+def test_private_internals_are_used_in_one_place_only() -> None:
+    package = CORE.parent
+    offenders = [
+        f"{path.relative_to(package)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "internals.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if PRIVATE.search(line)
+    ]
+    assert offenders == []
+    assert PRIVATE.search((package / "internals.py").read_text())  # the pattern finds what it should
 
 
 def test_the_pure_package_holds_the_pure_modules() -> None:

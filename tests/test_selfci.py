@@ -38,3 +38,31 @@ def test_ruff_and_mypy_jobs_pass(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert "2 passed" in proc.stdout
+
+
+def collect(*args: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS" and not k.startswith("CIDAG_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "cijobs", "--collect-only", "-q", "-p", "no:randomly", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def test_the_suite_runs_on_every_python_we_claim_and_prereleases_only_when_asked() -> None:
+    claimed = [
+        line.rsplit(":: ", 1)[1].strip('",')
+        for line in (ROOT / "pyproject.toml").read_text().splitlines()
+        if "Programming Language :: Python :: 3." in line
+    ]
+    assert claimed == ["3.11", "3.12", "3.13"]
+    default = collect()
+    assert [f"cijobs/tests.sh::tests[{v}]" for v in claimed] == [i for i in default if "tests.sh" in i]
+    assert not [i for i in default if "prerelease" in i]
+    assert collect("-m", "prerelease") == ["cijobs/prerelease.sh::prerelease"]
