@@ -643,3 +643,28 @@ def test_nothing_is_sent_to_be_skipped_after_a_fast_fail_stop() -> None:
     assert controller.skips_sent == []
     complete(sched, controller, "z", "skipped")
     assert sched.tests_finished
+
+
+def test_a_blocked_key_whose_worker_died_before_it_began_is_still_only_skipped() -> None:
+    # d (needs f, which failed) was sent to gw0 to be skipped; gw0 died in the tick after o
+    # (o's deferred teardown) before d began. d goes to another worker, again to be skipped:
+    # never to run, and never holding its resources (found in review: it ran, and a job that
+    # needed the same resource then waited forever).
+    edges: dict[str, list[str]] = {"t": [], "f": [], "d": ["f"], "o": ["t"]}
+    res: dict[str, tuple[str, ...]] = {"d": ("r",), "o": ("r",)}
+    sched, controller, (w0, _w1), _ = make(edges, first={"t"}, resources=res, durations={"f": 5, "o": 9})
+    assert running(sched) == {"gw0": "t", "gw1": "f"}
+    complete(sched, controller, "t")
+    assert running(sched) == {"gw0": "o", "gw1": "f"}
+    complete(sched, controller, "o")
+    complete(sched, controller, "f", "failed")
+    assert controller.skips_sent == [("gw0", "d")]
+    controller.not_started.add("d")
+    w0.current = None
+    assert sched.remove_node(w0) == "o"  # the crash is o's: it died in the tick after o
+    controller.outcomes["o"] = "crashed"
+    sched.schedule()
+    assert running(sched) == {"gw1": "d"}
+    assert controller.skips_sent == [("gw0", "d"), ("gw1", "d")]
+    assert report_skips(sched, controller) == ["d"]
+    assert sched.tests_finished

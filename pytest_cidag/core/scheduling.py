@@ -128,6 +128,7 @@ class DagScheduling:
             blocks in turn). A blocked key goes to a worker like any other, which reports it
             skipped through pytest's own protocol (as without xdist: every hook an item
             passes through, for every consumer that listens in a worker), without resources.
+        blocked: every key blocked so far.
         ready: the keys whose needs all passed, not yet dispatched, and the resources
             running keys hold (:class:`~pytest_cidag.core.ready.ReadyQueue`).
         running: worker -> the key it runs (at most one per worker).
@@ -136,9 +137,12 @@ class DagScheduling:
         reporting: key -> worker, for keys that passed early and whose completion event has
             not arrived yet (the worker is still busy with their reports).
 
-    Invariants: a key is in exactly one of waiting, ready (heap), running values, done, or
-    unstarted-after-stop; a key enters ready only when all its needs in the run passed; a
-    worker receives [key, tick] and nothing else until that key completes.
+    Invariants: a key that is not blocked is in at most one of waiting, ready and running's
+    values, and in done once it has ended; a blocked key is in done and blocked from the
+    moment it is blocked, and in skips or running's values until a worker has reported it
+    skipped (never in waiting or ready again); a key enters ready only when all its needs
+    in the run passed; a worker receives [key, tick] and nothing else until that key
+    completes.
     """
 
     def __init__(self, controller: Controller, plan: DagPlan, log: Callable[..., None] | None = None) -> None:
@@ -160,6 +164,7 @@ class DagScheduling:
         self._late_blocks: list[str] = []
         self._doomed: list[str] = []  # every need ended, one did not pass: to block
         self.skips: list[str] = []
+        self.blocked: set[str] = set()
         self.last_on: dict[Any, str] = {}  # worker -> the last key it finished
         self.passed: set[str] = set()  # passed early, per the worker
         self.reporting: dict[str, Any] = {}
@@ -418,9 +423,13 @@ class DagScheduling:
     def _requeue(self, key: str, crashed: str | None) -> None:
         """``key`` was sent to a worker that never started it: undo the dispatch.
 
-        When it needs ``crashed`` it waits (settling the crash blocks it); else it is ready
-        (what it needs passed, as it was sent).
+        A blocked key goes back to be skipped, first (never to run). Else, when it needs
+        ``crashed`` it waits (settling the crash blocks it), or it is ready (what it needs
+        passed, as it was sent).
         """
+        if key in self.blocked:
+            self.skips.insert(0, key)
+            return
         self.ready.release(key)
         if crashed is not None and crashed in self._needs(key):
             self.waiting.add(key)
@@ -481,6 +490,7 @@ class DagScheduling:
                 continue
             self.waiting.discard(key)
             self.done.add(key)  # it ends as blocked, whatever worker reports it
+            self.blocked.add(key)
             self.controller.block(key)
             self.skips.append(key)
             for dep in self._dependents(key):
