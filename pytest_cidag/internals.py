@@ -26,7 +26,9 @@ Each entry: the internal, what it is used for, and why nothing public does it.
   running jobs; xdist's own count lets queued items run on and exits 2.
 * xdist's ``DSession._session``: the collected count shown excludes the hidden tick item
   (xdist sets it after its own hook, so only the scheduler's call is late enough).
-* xdist's ``DSession.log``: the fallback scheduler gets xdist's own logger.
+* xdist's ``DSession.sched``: a run without jobs hands xdist the scheduler the user's hook
+  or ``--dist`` would have given (the hook is called before anything is collected, so the
+  choice is made at the first collection and xdist's attribute is set then).
 * xdist's ``WorkerController.shutting_down``, ``.workeroutput`` and ``.gateway`` (read by
   the scheduler, which cannot import this module): no job goes to a worker xdist is
   stopping, and a worker that ended its session by itself is not a crash.
@@ -80,34 +82,26 @@ def collect_whole_files_for_lf(config: pytest.Config) -> None:
         config.pluginmanager.unregister(wrapper)
 
 
-def dsession(config: pytest.Config) -> Any:
+def xdist_session_plugin(config: pytest.Config) -> Any:
     """xdist's controller plugin, or None."""
     return config.pluginmanager.get_plugin("dsession")
 
 
 def disable_xdist_maxfail(config: pytest.Config) -> None:
-    plugin = dsession(config)
+    plugin = xdist_session_plugin(config)
     if plugin is not None:
         plugin.maxfail = 0
 
 
 def set_collected_count(config: pytest.Config, count: int) -> None:
-    plugin = dsession(config)
+    plugin = xdist_session_plugin(config)
     session = getattr(plugin, "_session", None)
     if session is not None:
         session.testscollected = count
 
 
-def xdist_log(config: pytest.Config) -> Any:
-    return dsession(config).log
-
-
 def replace_xdist_scheduler(config: pytest.Config, scheduler: Any) -> None:
-    dsession(config).sched = scheduler
-
-
-def worker_shutting_down(node: Any) -> bool:
-    return bool(getattr(node, "shutting_down", False))
+    xdist_session_plugin(config).sched = scheduler
 
 
 def worker_exit_status(node: Any) -> int | None:
@@ -117,11 +111,6 @@ def worker_exit_status(node: Any) -> int | None:
         return None
     status = output.get("exitstatus")
     return status if isinstance(status, int) else 0
-
-
-def worker_finished(node: Any) -> bool:
-    """The worker ended its session by itself (not a crash)."""
-    return hasattr(node, "workeroutput")
 
 
 def worker_id(node: Any) -> str:

@@ -46,11 +46,15 @@ def iter_job_files(config: pytest.Config, directory: Path) -> Iterator[Path]:
             yield path
 
 
-def scan_job_dirs(config: pytest.Config, directories: Iterable[Path]) -> dict[str, Path]:
-    """Parse every job file once: register its markers, and map job names to files.
+def scan_job_dirs(config: pytest.Config, directories: Iterable[Path], *, register: bool) -> dict[str, Path]:
+    """Parse every job file once: map job names to files, and with ``register`` register
+    their markers.
 
-    Registering at configure time makes ``pytest --markers`` list them. A file that does not
-    parse is left out here; collection reports it with its line.
+    Registering at configure time makes ``pytest --markers`` list them, and a Python test
+    collected before the jobs may use them under ``--strict-markers``. A run that does not
+    reach the job directories leaves them unregistered, as without the plugin (a job pulled
+    in later registers its own at collection). A file that does not parse is left out here;
+    collection reports it with its line.
     """
     index: dict[str, Path] = {}
     for directory in directories:
@@ -59,7 +63,8 @@ def scan_job_dirs(config: pytest.Config, directories: Iterable[Path]) -> dict[st
                 spec = parse_file(path)
             except (JobSpecError, OSError):
                 continue
-            register_markers(config, spec.markers)
+            if register:
+                register_markers(config, spec.markers)
             index.setdefault(spec.name, path)
     return index
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,8 +21,6 @@ RUN_KEY: pytest.StashKey[RunGraph] = pytest.StashKey()
 OUTCOMES_KEY: pytest.StashKey[OutcomeRecorder] = pytest.StashKey()
 #: config, on an xdist worker: the worker side of the side channel (aborts, worker tag).
 WORKER_KEY: pytest.StashKey[WorkerSide] = pytest.StashKey()
-#: config: puts back the SIGTERM/SIGHUP handlers that were there before the run.
-RESTORE_SIGNALS_KEY: pytest.StashKey[Callable[[], None]] = pytest.StashKey()
 #: item: the timeout pytest-timeout resolved for a job (seconds; 0 for none), when it is active.
 TIMEOUT_KEY: pytest.StashKey[float] = pytest.StashKey()
 #: item: what the job's process tree did.

@@ -69,6 +69,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         from pytest_cidag import internals
         from pytest_cidag.graphview import graph_main
 
+        # The graph is printed by this process: no xdist workers (their start-up lines
+        # would come before it, and `| dot` would read them).
+        if hasattr(config.option, "dist"):
+            config.option.dist = "no"
+
         return int(internals.wrap_session(config, graph_main))
     return None
 

@@ -49,6 +49,11 @@ def resolve_settings(config: pytest.Config) -> Settings:
     workerinput = getattr(config, "workerinput", None)
     run_dir_arg = config.getoption("cidag_run_dir") or config.getini("cidag_run_dir")
     previous = latest_run(rootpath)
+    job_paths = tuple((rootpath / p).resolve() for p in config.getini("cidag_paths"))
+    if workerinput is not None and "cidag_run_dir" in workerinput:
+        reaches = bool(workerinput["cidag_reaches_jobs"])  # as the controller decided
+    else:
+        reaches = reaches_jobs(config, job_paths)
     if workerinput is not None and "cidag_run_dir" in workerinput:
         run_dir = Path(workerinput["cidag_run_dir"])
         default = bool(workerinput["cidag_default_run_dir"])
@@ -60,7 +65,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         run_dir = rootpath / RUNS_DIR / new_run_name(rootpath / RUNS_DIR)
         default = True
     return Settings(
-        job_paths=tuple((rootpath / p).resolve() for p in config.getini("cidag_paths")),
+        job_paths=job_paths,
         run_dir=run_dir,
         default_run_dir=default,
         kill_grace=_number(config, "cidag_kill_grace", float, 0),
@@ -70,6 +75,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         tee=config.getoption("capture") == "no",
         previous_run_dir=previous,
         testcases=config.getoption("cidag_testcases"),
+        reaches_jobs=reaches,
     )
 
 
@@ -80,7 +86,8 @@ def activate(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
     is_worker = hasattr(config, "workerinput")
-    run = RunGraph(job_index=scan_job_dirs(config, settings.job_paths))
+    reaches = settings.reaches_jobs
+    run = RunGraph(job_index=scan_job_dirs(config, settings.job_paths, register=reaches))
     config.stash[RUN_KEY] = run
     dependency = DependencyBridge(config, run.job_index)
     recorder = OutcomeRecorder(run, dependency, is_worker=is_worker)
@@ -95,10 +102,11 @@ def activate(config: pytest.Config) -> None:
         ("cidag-selection", selection),
     ):
         config.pluginmanager.register(plugin, name)
-    if run.job_index:
+    if run.job_index and reaches:
         # pytest's --lf keeps only the failed tests of a file at collection, so a passed test
         # that a job needs would be missing from the graph. Collect whole files; LFPlugin
-        # still deselects what passed, and the selection pulls needs back in.
+        # still deselects what passed, and the selection pulls needs back in. (Not in a run
+        # that does not reach the jobs: `pytest tests --lf` stays pytest's own.)
         internals.collect_whole_files_for_lf(config)
     if config.pluginmanager.hasplugin("xdist"):
         workerinput = getattr(config, "workerinput", None)
@@ -114,6 +122,22 @@ def activate(config: pytest.Config) -> None:
 
             controller = ControllerSide(config, persistence, jobs.wind_down)
             config.pluginmanager.register(controller, "cidag-controller")
+
+
+def reaches_jobs(config: pytest.Config, job_paths: tuple[Path, ...]) -> bool:
+    """Whether the command line reaches the job directories: an argument is one of them,
+    inside one, or holds one, or names a file that may be a job. (A Python test's
+    pytest-dependency marker may still pull jobs in; they are collected then.)"""
+    if config.option.cidag_graph:
+        return True
+    here = config.invocation_params.dir
+    for arg in config.args:
+        path = (here / str(arg).split("::", 1)[0]).resolve()
+        if any(path == d or path.is_relative_to(d) or d.is_relative_to(path) for d in job_paths):
+            return True
+        if path.is_file() and path.suffix != ".py":
+            return True
+    return False
 
 
 class JobsPlugin:

@@ -389,6 +389,25 @@ def test_graph_mermaid_dot_json(pytester: pytest.Pytester, shop: JobWriter) -> N
     assert by_id["playwright-server"]["markers"] == ["playwright"]
 
 
+def test_graph_under_xdist_is_the_graph_alone(pytester: pytest.Pytester, shop: JobWriter) -> None:
+    # The graph is printed by pytest itself: no workers start, so nothing comes before it.
+    single = pytester.runpytest_subprocess("-q", "--cidag-graph=dot").outlines
+    assert pytester.runpytest_subprocess("-q", "-n", "2", "--cidag-graph=dot").outlines == single
+    assert single[0] == "digraph cidag {"
+
+
+def test_graph_of_a_run_without_jobs_is_an_empty_graph(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    assert pytester.runpytest("-q", "--cidag-graph").outlines == ["flowchart LR"]
+    assert pytester.runpytest("-q", "--cidag-graph=dot").outlines == [
+        "digraph cidag {",
+        "    rankdir=LR;",
+        "    node [shape=box];",
+        "}",
+    ]
+    assert json.loads(pytester.runpytest("-q", "--cidag-graph=json").stdout.str()) == {"jobs": []}
+
+
 def test_graph_unknown_format(pytester: pytest.Pytester, shop: JobWriter) -> None:
     result = pytester.runpytest("--cidag-graph=svg")
     result.stderr.fnmatch_lines(

@@ -277,6 +277,8 @@ def test_signal_while_leftovers_get_their_grace(pytester: pytest.Pytester, job: 
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)  # the 30 s grace is cut short: KILL at once
     assert [p for p in read_pids(pids_file) if alive(p)] == []
+    log = (pytester.path / "run" / "leaves-one.log").read_text()
+    assert log.endswith("[cidag] leftover processes killed: terminated by SIGTERM\n")  # it had ended by itself
 
 
 def test_an_old_job_file_changed_in_place_after_collection_is_caught(pytester: pytest.Pytester, job: JobWriter) -> None:

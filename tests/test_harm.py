@@ -179,3 +179,28 @@ def test_without_a_job_directory_nothing_beyond_the_entry_point_is_imported(pyte
     for process in ("controller", "gw0"):
         loaded = json.loads((pytester.path / f"modules-{process}.json").read_text())
         assert loaded == ["pytest_cidag", "pytest_cidag.plugin"], process
+
+
+def test_last_failed_collects_as_pytest_does(pytester: pytest.Pytester, project: Path) -> None:
+    (project / "test_a.py").write_text("def test_fails():\n    assert 0\n")
+    (project / "test_b.py").write_text("def test_passes():\n    pass\n")
+    pytester.runpytest_subprocess("tests")
+    with_it, without = run_both(pytester, "tests", "--lf")
+    same_outcome(with_it, without)
+    for result in (with_it, without):
+        result.stdout.fnmatch_lines(["collected 1 item", "run-last-failure: rerun previous 1 failure (skipped 1 file)"])
+
+
+def test_markers_declared_by_jobs_it_does_not_reach_are_not_registered(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    # A job declares "slow"; a Python test uses it. --strict-markers rejects it when the run
+    # does not reach the jobs, as without the plugin (a run with the jobs accepts it).
+    job("nightly", "true", markers='["slow"]')
+    suite = pytester.path / "tests"
+    suite.mkdir()
+    (suite / "test_m.py").write_text("import pytest\n\n@pytest.mark.slow\ndef test_x():\n    pass\n")
+    with_it, without = run_both(pytester, "tests", "--strict-markers")
+    assert with_it.ret == without.ret == pytest.ExitCode.INTERRUPTED
+    with_it.stdout.fnmatch_lines(["*'slow' not found in `markers` configuration option*"])
+    assert pytester.runpytest_subprocess("cijobs", "tests", "--strict-markers").ret == 0

@@ -710,3 +710,34 @@ def test_a_skip_names_the_same_blocker_with_and_without_xdist(
     result = run(pytester, "-n", n, "-rs")
     result.assert_outcomes(failed=1, skipped=3)
     result.stdout.fnmatch_lines(["SKIPPED * cijobs/x.sh:1: upstream job 'f' failed"])
+
+
+def test_a_scheduler_hook_that_would_take_a_run_with_jobs_is_refused(pytester: pytest.Pytester, job: JobWriter) -> None:
+    # A tryfirst pytest_xdist_make_scheduler answers before pytest-cidag's: the jobs would
+    # run with no regard for their graph. A plain one is not used, and the run says so.
+    job("f", "exit 1")
+    job("d", "true", needs='["f"]')
+    pytester.makeconftest(
+        """
+        import os
+        import pytest
+        from xdist.scheduler import LoadScheduling
+
+        @pytest.hookimpl(tryfirst=os.environ.get("FIRST") == "1")
+        def pytest_xdist_make_scheduler(config, log):
+            return LoadScheduling(config, log)
+        """
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIRST", "1")
+        result = run(pytester, "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cidag: the run has jobs, but another plugin's pytest_xdist_make_scheduler*"])
+    result = run(pytester, "-n", "2", "--dist", "loadfile")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "cidag: the run has jobs, so they are scheduled by their graph; not used: "
+            "pytest_xdist_make_scheduler in */conftest.py, --dist loadfile"
+        ]
+    )

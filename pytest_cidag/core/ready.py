@@ -26,9 +26,6 @@ class ReadyQueue:
     def __bool__(self) -> bool:
         return bool(self._heap)
 
-    def __contains__(self, key: object) -> bool:
-        return any(k == key for _, k in self._heap)
-
     def push(self, key: str) -> None:
         heapq.heappush(self._heap, (self._priority[key], key))
 

@@ -67,8 +67,8 @@ FORMATS = ("mermaid", "dot", "json")
 
 def render(graph: JobGraph | None, keys: Sequence[str], fmt: str) -> str:
     """The graph over ``keys`` (a topological order) in ``fmt``, one of :data:`FORMATS`."""
-    if graph is None:
-        return "" if fmt != "json" else json.dumps({"jobs": []}, indent=2) + "\n"
+    if graph is None:  # no jobs: an empty graph, still valid input for its tool
+        graph, keys = JobGraph({}), []
     if fmt == "dot":
         return to_dot(graph, keys)
     if fmt == "json":

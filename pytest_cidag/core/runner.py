@@ -119,11 +119,6 @@ def _has_tag(pid: int, needle: bytes) -> bool:
     return env.startswith(needle[1:]) or needle in env
 
 
-def job_processes(pgid: int | None, token: str) -> list[int]:
-    """Live (not zombie) processes in process group ``pgid`` or carrying ``token``'s tag."""
-    return tagged_processes(pgid, f"{TAG_PREFIX}{token}")
-
-
 def _last_pid() -> int | None:
     try:
         with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
@@ -513,14 +508,16 @@ class JobProcess:
             # A signal during a grace already running (the leftovers', a timeout's, an
             # abort's) cuts it short: the tree had its TERM.
             grace = 0.0 if self._terminating else self.kill_grace
+        # A job that had ended by itself lost only its leftover processes.
+        what = "leftover processes killed" if self._exited else "job killed"
         try:
             self._reap(grace)
         except BaseException:
             with signals.deferred():
                 self._reap(0)
-                _trailer(log, f"job killed: {self._abort_reason}")
+                _trailer(log, f"{what}: {self._abort_reason}")
             raise
-        _trailer(log, f"job killed: {self._abort_reason}")
+        _trailer(log, f"{what}: {self._abort_reason}")
 
     def _kill(self, grace: float | None = None) -> None:
         """Kill the tree (the timeout, or an abort); a no-op while another thread kills it."""

@@ -27,6 +27,7 @@ class Settings:
     tee: bool
     previous_run_dir: Path | None = None  # the latest run before this one, for --cidag-no-deps
     testcases: str | None = None  # --cidag-testcases, handed to every job
+    reaches_jobs: bool = True  # the command line reaches the job directories (or a job file)
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""

@@ -63,10 +63,6 @@ def wind_down() -> Callable[[], None]:
     return restore
 
 
-def is_wind_down_handler(handler: object) -> bool:
-    return handler is _terminate
-
-
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP until the block ends, then act on them.

@@ -38,6 +38,7 @@ class ControllerSide:
         self.persistence = persistence
         self.jobs_found = jobs_found
         self.log: Any = None
+        self.choice: SchedulerChoice | None = None
         self.lock = threading.Lock()
         self.plans: list[dict[str, Any] | None] = []
         self.worker_tags: dict[str, str] = {}
@@ -66,6 +67,7 @@ class ControllerSide:
         node.workerinput["cidag_run_dir"] = str(settings.run_dir)
         node.workerinput["cidag_default_run_dir"] = settings.default_run_dir
         node.workerinput["cidag_previous_run_dir"] = str(settings.previous_run_dir or "")
+        node.workerinput["cidag_reaches_jobs"] = settings.reaches_jobs
         channel = node.gateway.newchannel()
         gwid = str(node.gateway.id)
         tag = runner.new_token()
@@ -98,7 +100,23 @@ class ControllerSide:
         # Nothing is collected yet: whether the run has jobs is known at the first
         # collection, where the choice hands xdist the scheduler the run needs.
         self.log = log
-        return SchedulerChoice(self, log)
+        self.choice = SchedulerChoice(self, log)
+        return self.choice
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        # Before xdist hands the collection to its scheduler: a plugin's tryfirst
+        # pytest_xdist_make_scheduler that answered before ours would run the jobs with no
+        # regard for the graph (dependents of a failure would run). Refuse.
+        if self.choice is not None:
+            return
+        with self.lock:
+            data = next(iter(self.plans), None)
+        if data is not None and "error" not in data:
+            raise pytest.UsageError(
+                "cidag: the run has jobs, but another plugin's pytest_xdist_make_scheduler chose xdist's "
+                "scheduler before pytest-cidag's could; jobs need it (a run without jobs keeps yours)"
+            )
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.started_keys.add(nodeid)
@@ -184,7 +202,27 @@ class ControllerSide:
             self.scheduler = scheduler
             # A run with jobs: SIGTERM and SIGHUP wind the controller down as Ctrl-C does.
             self.jobs_found()
+            self._say_what_is_not_used()
         internals.replace_xdist_scheduler(self.config, scheduler)
+
+    def _say_what_is_not_used(self) -> None:
+        """A run with jobs is scheduled by the graph: say so if --dist or another plugin's
+        pytest_xdist_make_scheduler asked for something else."""
+        xdist_own = internals.xdist_session_plugin(self.config)
+        others = [
+            impl.plugin_name
+            for impl in self.config.pluginmanager.hook.pytest_xdist_make_scheduler.get_hookimpls()
+            if impl.plugin is not self and impl.plugin is not xdist_own
+        ]
+        dist = self.config.getoption("dist", "load")
+        unused = [f"pytest_xdist_make_scheduler in {name}" for name in others]
+        if dist not in ("load", "no"):
+            unused.append(f"--dist {dist}")
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if unused and reporter is not None:
+            reporter.write_line(
+                f"cidag: the run has jobs, so they are scheduled by their graph; not used: {', '.join(unused)}"
+            )
 
     def outcome(self, key: str) -> Status | None:
         return self.recorder.status(key)
