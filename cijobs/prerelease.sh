@@ -10,6 +10,9 @@
 # ///
 set -euo pipefail
 venv="$CIDAG_RUN_DIR/venv-prerelease"
+# A machine that sets PYTHONDONTWRITEBYTECODE would compile pytest and every plugin again
+# in each of the suite's hundreds of pytest processes (about twice as slow): keep bytecode.
+unset PYTHONDONTWRITEBYTECODE
 "$CIDAG_PYTHON" -m venv "$venv"
 "$venv/bin/pip" install -q --pre -e '.[dev]'
 "$venv/bin/pip" install -q --pre --upgrade pytest pytest-xdist pytest-timeout pytest-dependency execnet pluggy

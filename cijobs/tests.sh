@@ -25,6 +25,9 @@ if ! "$py" -c '' 2>/dev/null; then
   fi
 fi
 venv="$CIDAG_RUN_DIR/venv-$CIDAG_MATRIX_PYTHON"
+# A machine that sets PYTHONDONTWRITEBYTECODE would compile pytest and every plugin again
+# in each of the suite's hundreds of pytest processes (about twice as slow): keep bytecode.
+unset PYTHONDONTWRITEBYTECODE
 args=(-n 2 -p no:cacheprovider)
 if [ -n "${CIDAG_TESTCASES:-}" ]; then
   args+=(-k "$CIDAG_TESTCASES")
