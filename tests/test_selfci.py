@@ -10,47 +10,30 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
-def test_ruff_and_mypy_jobs_pass(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS" and not k.startswith("CIDAG_JOB")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "cijobs",
-            "-m",
-            "lint",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-            "--cidag-run-dir",
-            str(tmp_path / "run"),
-            "-q",
-            "-rA",
-        ],
+def pytest_in_root(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest cijobs ARGS`` in this project, outside any outer run's settings."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS" and not k.startswith("CIDAG_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "cijobs", "-p", "no:randomly", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
+    )
+
+
+def test_ruff_and_mypy_jobs_pass(tmp_path: Path) -> None:
+    proc = pytest_in_root(
+        "-m", "lint", "-p", "no:cacheprovider", "--cidag-run-dir", str(tmp_path / "run"), "-q", "-rA", timeout=600
     )
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert "2 passed" in proc.stdout
 
 
 def collect(*args: str) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS" and not k.startswith("CIDAG_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "cijobs", "--collect-only", "-q", "-p", "no:randomly", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = pytest_in_root("--collect-only", "-q", *args, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return [line for line in proc.stdout.splitlines() if "::" in line]
 
