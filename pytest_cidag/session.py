@@ -50,11 +50,9 @@ def resolve_settings(config: pytest.Config) -> Settings:
     run_dir_arg = config.getoption("cidag_run_dir") or config.getini("cidag_run_dir")
     previous = latest_run(rootpath)
     job_paths = tuple((rootpath / p).resolve() for p in config.getini("cidag_paths"))
-    if workerinput is not None and "cidag_run_dir" in workerinput:
-        reaches = bool(workerinput["cidag_reaches_jobs"])  # as the controller decided
-    else:
-        reaches = reaches_jobs(config, job_paths)
-    if workerinput is not None and "cidag_run_dir" in workerinput:
+    reaches = reaches_jobs(config, job_paths)
+    if workerinput is not None and "cidag_run_dir" in workerinput:  # as the controller decided
+        reaches = bool(workerinput["cidag_reaches_jobs"])
         run_dir = Path(workerinput["cidag_run_dir"])
         default = bool(workerinput["cidag_default_run_dir"])
         previous = Path(workerinput["cidag_previous_run_dir"]) if workerinput["cidag_previous_run_dir"] else None
