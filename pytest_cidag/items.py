@@ -19,7 +19,7 @@ from pytest_cidag.core.jobspec import JobLeg, JobSpec, JobSpecError, command_for
 from pytest_cidag.core.outputs import OutputClash, OutputError, needs_environ_of, parse_outputs
 from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
-from pytest_cidag.keys import RESULT_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
+from pytest_cidag.keys import REAPER_KEY, RESULT_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -145,6 +145,7 @@ class JobItem(pytest.Item):
             nice=self.spec.nice,
             tee=getattr(sys.stdout, "buffer", None) if settings.tee else None,
             kill_grace=settings.kill_grace,
+            watcher=self.config.stash[REAPER_KEY],
         )
         result = self._run(proc, shown, settings)
         self.stash[RESULT_KEY] = result

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_cidag.core.reaper import Reaper
     from pytest_cidag.core.runner import JobResult
     from pytest_cidag.core.settings import Settings
     from pytest_cidag.outcomes import OutcomeRecorder
@@ -21,6 +22,8 @@ RUN_KEY: pytest.StashKey[RunGraph] = pytest.StashKey()
 OUTCOMES_KEY: pytest.StashKey[OutcomeRecorder] = pytest.StashKey()
 #: config, on an xdist worker: the worker side of the side channel (aborts, worker tag).
 WORKER_KEY: pytest.StashKey[WorkerSide] = pytest.StashKey()
+#: config, in a process that runs jobs: the reaper that ends them if this process is killed.
+REAPER_KEY: pytest.StashKey[Reaper] = pytest.StashKey()
 #: item: the timeout pytest-timeout resolved for a job (seconds; 0 for none), when it is active.
 TIMEOUT_KEY: pytest.StashKey[float] = pytest.StashKey()
 #: item: what the job's process tree did.

@@ -17,12 +17,13 @@ import pytest
 
 from pytest_cidag import internals
 from pytest_cidag.core import signals
+from pytest_cidag.core.reaper import Reaper
 from pytest_cidag.core.settings import RUNS_DIR, Settings, latest_run, new_run_name
 from pytest_cidag.core.status import Status
 from pytest_cidag.dependency import DependencyBridge
 from pytest_cidag.items import JobFailed, JobFile, JobItem
 from pytest_cidag.jobfiles import in_helper_dir, is_job_file, scan_job_dirs, shown_path
-from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
+from pytest_cidag.keys import OUTCOMES_KEY, REAPER_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
 from pytest_cidag.outcomes import OutcomeRecorder
 from pytest_cidag.persistence import CachePersistence
 from pytest_cidag.selection import SelectionPlugin
@@ -147,6 +148,8 @@ class JobsPlugin:
         self.settings = settings
         self.run = run
         self._restore_signals: Any = None
+        # Started before this process's first job (none at all on an xdist controller).
+        self.reaper = config.stash[REAPER_KEY] = Reaper(settings.kill_grace)
 
     def wind_down(self) -> None:
         """The run has jobs: SIGTERM and SIGHUP now wind pytest down as Ctrl-C does, so a
@@ -161,6 +164,7 @@ class JobsPlugin:
 
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.reaper.close()
         if self._restore_signals is not None:
             self._restore_signals()
             self._restore_signals = None

@@ -69,7 +69,8 @@ def test_tail_lines_ini(pytester: pytest.Pytester, job: JobWriter) -> None:
 
 def test_environment(pytester: pytest.Pytester, job: JobWriter, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_CALLER", "caller")
-    body = 'env | grep -E "^(CIDAG_|FROM_CALLER|NODE_ENV)" | grep -v CIDAG_TAG_ | sort >"$CIDAG_RUN_DIR/env-$CIDAG_JOB"'
+    tags = 'grep -vE "CIDAG_R?TAG_"'  # the job's and the run's reaper's
+    body = f'env | grep -E "^(CIDAG_|FROM_CALLER|NODE_ENV)" | {tags} | sort >"$CIDAG_RUN_DIR/env-$CIDAG_JOB"'
     job("envjob", body, env='{ NODE_ENV = "test" }', matrix='{ python = ["3.12"], os = ["linux"] }')
     pytester.runpytest().assert_outcomes(passed=1)
     run_dir = latest(pytester)

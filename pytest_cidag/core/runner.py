@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from pytest_cidag.core import signals
 
@@ -40,6 +40,17 @@ _POLL = 0.02
 #: ("tee-started" only with ``tee``.) After "exited" come the leftovers' kill and the log's
 #: last line; once :meth:`JobProcess.run` returns, the job is over.
 STEPS = ("spawning", "spawned", "tee-started", "waiting", "exited")
+
+
+class Watcher(Protocol):
+    """Something outside this process that ends a job's tree if this process dies
+    (:class:`pytest_cidag.core.reaper.Reaper`): told before the start, at it, and at the end."""
+
+    variable: str  # set in every job's environment
+
+    def start(self) -> None: ...
+    def job_started(self, pgid: int, log_path: Path) -> None: ...
+    def job_ended(self, pgid: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -228,7 +239,13 @@ def kill_tag(variable: str, grace: float = DEFAULT_KILL_GRACE) -> int:
 
 def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRACE, since: int | None = None) -> int:
     """TERM every process of group ``pgid`` or tagged with ``variable``; KILL what is left after ``grace``."""
-    pids = tagged_processes(pgid, variable, since)
+    return terminate(lambda: tagged_processes(pgid, variable, since), pgid, grace)
+
+
+def terminate(find: Callable[[], list[int]], pgid: int | None, grace: float) -> int:
+    """TERM what ``find()`` lists (pids; a negative one is a process group) and the group
+    ``pgid``; KILL what is still listed after ``grace``. Returns how many were listed first."""
+    pids = find()
     if not pids:
         return 0
     count = len(pids)
@@ -236,14 +253,14 @@ def kill_tagged(pgid: int | None, variable: str, grace: float = DEFAULT_KILL_GRA
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         time.sleep(_POLL)
-        pids = tagged_processes(pgid, variable, since)
+        pids = find()
     # KILL until none is left: a process may fork while being killed
     for _ in range(50):
         if not pids:
             break
         _signal_all(pids, pgid, signal.SIGKILL)
         time.sleep(_POLL)
-        pids = tagged_processes(pgid, variable, since)
+        pids = find()
     return count
 
 
@@ -344,6 +361,7 @@ class JobProcess:
         tee: BinaryIO | None = None,
         kill_grace: float = DEFAULT_KILL_GRACE,
         on_step: Callable[[str], None] | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
         self.argv = tuple(argv)
         self.log_path = log_path
@@ -355,6 +373,9 @@ class JobProcess:
         self.kill_grace = kill_grace
         self.token = new_token()
         self.env[f"{TAG_PREFIX}{self.token}"] = "1"
+        self.watcher = watcher
+        if watcher is not None:
+            self.env[watcher.variable] = "1"
         self._proc: subprocess.Popen[bytes] | None = None
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
@@ -393,6 +414,8 @@ class JobProcess:
                 try:
                     # Held until the job is registered: a signal then lands in this try.
                     with signals.deferred():
+                        if self.watcher is not None:
+                            self.watcher.start()
                         self._step("spawning")
                         proc = self._spawn(log)
                         self._step("spawned")
@@ -409,6 +432,8 @@ class JobProcess:
                 elif self._abort_reason:
                     _trailer(log, f"job killed: {self._abort_reason}")
         finally:
+            if self.watcher is not None and self._proc is not None:
+                self.watcher.job_ended(self._proc.pid)  # its tree is gone
             restore()
         return JobResult(
             argv=self.argv,
@@ -440,6 +465,8 @@ class JobProcess:
         except OSError as exc:
             log.write(f"[cidag] could not start {self.argv[0]!r}: {exc}\n".encode())
             raise
+        if self.watcher is not None:
+            self.watcher.job_started(proc.pid, self.log_path)
         # Read now, while the job's first process surely exists: nothing older is its child.
         self._since = start_ticks(proc.pid)
         with self._lock:
@@ -546,6 +573,12 @@ class JobProcess:
             if self._abort_reason is None:
                 self._abort_reason = reason
         self._kill(min(self.kill_grace, ABORT_GRACE))
+
+
+def append_trailer(path: Path, text: str) -> None:
+    """Append a ``[cidag] ...`` line to the log at ``path``, on a line of its own."""
+    with open(path, "ab+", buffering=0) as log:
+        _trailer(log, text)
 
 
 def _trailer(log: BinaryIO, text: str) -> None:
