@@ -9,7 +9,7 @@ files items and run them.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -151,11 +151,12 @@ class JobsPlugin:
         # Started before this process's first job (none at all on an xdist controller).
         self.reaper = config.stash[REAPER_KEY] = Reaper(settings.kill_grace)
 
-    def wind_down(self) -> None:
+    def wind_down(self, on_second: Callable[[int], None] | None = None) -> None:
         """The run has jobs: SIGTERM and SIGHUP now wind pytest down as Ctrl-C does, so a
-        running job's tree is killed and reports are written (until the run ends)."""
+        running job's tree is killed and reports are written (until the run ends). With
+        ``on_second``, a second signal during the wind-down calls it instead."""
         if self._restore_signals is None:
-            self._restore_signals = signals.wind_down()
+            self._restore_signals = signals.wind_down(on_second)
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:

@@ -61,3 +61,77 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(x) for x in text.split()]
+
+
+#: A job that takes its TERM (writing when it came) and goes on until it is KILLed.
+STUBBORN = """
+trap 'date +%s.%N > "$CIDAG_RUN_DIR/term-$CIDAG_JOB"; echo "got TERM"' TERM
+echo $$ >> "$CIDAG_RUN_DIR/pids"
+echo "running"
+while true; do sleep 0.05; done
+"""
+
+
+def _start_stubborn(pytester: pytest.Pytester, job: JobWriter, grace: str) -> tuple[subprocess.Popen[bytes], Path]:
+    for name in ("one", "two"):
+        job(name, STUBBORN)
+    proc = pytester.popen(
+        [sys.executable, "-m", "pytest", "-n", "2", "--cidag-run-dir", "run", "--cidag-kill-grace", grace],
+        stdin=subprocess.DEVNULL,
+    )
+    pids_file = pytester.path / "run" / "pids"
+    deadline = time.monotonic() + 60
+    while not (pids_file.exists() and len(pids_file.read_text().split()) == 2):
+        assert time.monotonic() < deadline, "the jobs never started"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    return proc, pids_file
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_to_the_controller_alone_stops_jobs_with_the_kill_grace(
+    pytester: pytest.Pytester, job: JobWriter, sig: signal.Signals
+) -> None:
+    """A CI cancel signals pytest's pid, not the workers: the jobs still get their TERM at
+    once, then their kill grace, as at -n 0 (xdist alone lets each job run until execnet
+    interrupts its worker after 5 s, and then cuts the grace short)."""
+    grace = 1.0
+    proc, pids_file = _start_stubborn(pytester, job, str(grace))
+    sent = time.time()
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
+    assert b"Traceback" not in out
+    assert [pid for pid in read_pids(pids_file) if alive(pid)] == []
+    reason = "interrupted" if sig == signal.SIGINT else "terminated by SIGTERM"
+    for name in ("one", "two"):
+        log = (pytester.path / "run" / f"{name}.log").read_text()
+        assert log.startswith("running\n")  # (bash may say "Terminated" for its sleep)
+        assert "got TERM\n" in log
+        assert log.endswith(f"\n[cidag] job killed: {reason}\n")
+        termed = float((pytester.path / "run" / f"term-{name}").read_text())
+        # Execnet's own fallback cannot signal a worker before 5 s: the TERM came from us.
+        assert termed - sent < 5
+        # ... and it had its grace before the KILL: the trailer, written once the tree is
+        # gone, is no earlier than a grace after the TERM (a lower bound: load cannot break it).
+        killed = (pytester.path / "run" / f"{name}.log").stat().st_mtime
+        assert killed - termed >= grace * 0.9
+
+
+def test_second_interrupt_at_n2_ends_at_once_and_kills_every_job(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """With a long kill grace the first Ctrl-C would wait for it; a second one ends the
+    run at once, every job's tree killed, exit code 2 and no traceback."""
+    proc, pids_file = _start_stubborn(pytester, job, "600")
+    proc.send_signal(signal.SIGINT)
+    terms = [pytester.path / "run" / f"term-{name}" for name in ("one", "two")]
+    deadline = time.monotonic() + 60
+    while not all(t.exists() for t in terms):  # the first Ctrl-C reached the jobs
+        assert time.monotonic() < deadline, "the jobs never got their TERM"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)  # far less than the 600 s grace
+    text = out.decode() + err.decode()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "Traceback" not in text
+    assert "cidag: SIGINT again: killing every job's processes and stopping now" in text
+    assert [pid for pid in read_pids(pids_file) if alive(pid)] == []

@@ -561,18 +561,19 @@ class JobProcess:
                 self._killing = False
         self._terminating = False  # TERM was sent to the tree: its grace is running or over
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, grace: float | None = None) -> None:
         """Kill the job's tree from another thread; ``run()`` then returns with ``aborted``.
 
-        A run that is being stopped should stop now: the grace before KILL is at most
-        ``ABORT_GRACE`` here, whatever the job's own grace.
+        A run that is being stopped after a failure should stop now: the grace before KILL
+        is at most ``ABORT_GRACE`` unless ``grace`` is given (an interrupt gives the job's
+        kill grace, as it has where pytest itself is interrupted).
         """
         with self._lock:
             if self._exited:
                 return  # it ended by itself; its leftovers are being killed already
             if self._abort_reason is None:
                 self._abort_reason = reason
-        self._kill(min(self.kill_grace, ABORT_GRACE))
+        self._kill(min(self.kill_grace, ABORT_GRACE) if grace is None else grace)
 
 
 def append_trailer(path: Path, text: str) -> None:

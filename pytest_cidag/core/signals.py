@@ -6,6 +6,7 @@ thread happens to be. Two tools keep a job's process tree from escaping that:
 * :func:`wind_down`: SIGTERM and SIGHUP raise :class:`Terminated` (a ``KeyboardInterrupt``)
   instead of killing the process at once, so the code that started a job can kill its tree
   on the way out. Installed only where nobody else handles them, and undone afterwards.
+  Optionally a second signal does something else than the first (stop now).
 * :func:`deferred`: while a job's first process is being started and registered, the three
   signals are only recorded; they take effect (the handler that was there runs) when the
   block ends, where the caller is ready to clean up. A signal can then never land between
@@ -40,8 +41,14 @@ def in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def wind_down() -> Callable[[], None]:
+def wind_down(on_second: Callable[[int], None] | None = None) -> Callable[[], None]:
     """Make SIGTERM and SIGHUP raise :class:`Terminated` where they are not handled.
+
+    With ``on_second``, SIGINT too is taken over (where Python's default handler is in
+    place), and only the first of the three signals raises: each later one calls
+    ``on_second(signum)`` instead, wherever the main thread is. That is a second Ctrl-C
+    while the first one's wind-down runs: stop now, without a traceback from wherever the
+    wind-down happened to be.
 
     Returns a function that restores what was there (only where our handler is still
     installed: a handler someone set meanwhile is theirs). Does nothing outside the main
@@ -49,15 +56,30 @@ def wind_down() -> Callable[[], None]:
     """
     if not in_main_thread():
         return lambda: None
+    fired = False
+
+    def first_then_second(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if fired and on_second is not None:
+            on_second(signum)
+            return
+        fired = True
+        if signum == signal.SIGINT:
+            signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt, as without us
+        _terminate(signum, frame)
+
+    handler = _terminate if on_second is None else first_then_second
     replaced = {}
-    for sig in KILLING:
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            replaced[sig] = signal.signal(sig, _terminate)
+    for sig in ENDING:
+        current = signal.getsignal(sig)
+        unhandled = current is signal.SIG_DFL if sig in KILLING else current is signal.default_int_handler
+        if unhandled and (sig in KILLING or on_second is not None):
+            replaced[sig] = signal.signal(sig, handler)
 
     def restore() -> None:
-        for sig, handler in replaced.items():
-            if signal.getsignal(sig) is _terminate:
-                signal.signal(sig, handler)
+        for sig, previous in replaced.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, previous)
         replaced.clear()
 
     return restore

@@ -10,6 +10,9 @@ runs. The worker's half is :mod:`pytest_cidag.xdist.worker`; the scheduling deci
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -18,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_cidag import internals
-from pytest_cidag.core import runner
+from pytest_cidag.core import runner, signals
 from pytest_cidag.core.graph import JobGraph
 from pytest_cidag.core.plan import DagPlan, PlanError, node_from_data
 from pytest_cidag.core.scheduling import DagScheduling, SchedulerChoice
@@ -33,7 +36,12 @@ from pytest_cidag.xdist.worker import WORKER_TAG_PREFIX
 class ControllerSide:
     """Controller half: implements :class:`pytest_cidag.core.scheduling.Controller`."""
 
-    def __init__(self, config: pytest.Config, persistence: CachePersistence, jobs_found: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        persistence: CachePersistence,
+        jobs_found: Callable[[Callable[[int], None]], None],
+    ) -> None:
         self.config = config
         self.persistence = persistence
         self.jobs_found = jobs_found
@@ -43,6 +51,9 @@ class ControllerSide:
         self.plans: list[dict[str, Any] | None] = []
         self.worker_tags: dict[str, str] = {}
         self.channels: dict[str, Any] = {}
+        self.nodes: dict[str, Any] = {}
+        self.stopped = threading.Condition(self.lock)
+        self.awaiting_stop: set[str] = set()  # workers asked to stop their jobs, not yet done
         self.maxfail = int(config.getoption("maxfail") or 0)
         self.scheduler: DagScheduling | None = None
         self.failed_reports = 0
@@ -76,11 +87,17 @@ class ControllerSide:
         with self.lock:
             self.worker_tags[gwid] = tag
             self.channels[gwid] = channel
-        channel.setcallback(lambda message: self._receive(node, message))
+            self.nodes[gwid] = node
+        channel.setcallback(lambda message: self._receive(node, message), endmarker=_CLOSED)
 
     def _receive(self, node: Any, message: Any) -> None:
         # execnet's receiver thread. A plan is only stored (the main thread reads it); an
         # early pass goes to the scheduler at once, which takes its own lock.
+        if message is _CLOSED or (isinstance(message, dict) and "stopped" in message):
+            with self.lock:  # a worker whose jobs are gone, or that is gone itself
+                self.awaiting_stop.discard(internals.worker_id(node))
+                self.stopped.notify_all()
+            return
         if not isinstance(message, dict):
             return
         if "plan" in message:
@@ -200,8 +217,9 @@ class ControllerSide:
     def use(self, scheduler: Any) -> None:
         if isinstance(scheduler, DagScheduling):
             self.scheduler = scheduler
-            # A run with jobs: SIGTERM and SIGHUP wind the controller down as Ctrl-C does.
-            self.jobs_found()
+            # A run with jobs: SIGTERM and SIGHUP wind the controller down as Ctrl-C does,
+            # and a second signal during that stops at once.
+            self.jobs_found(self.stop_now)
             self._say_what_is_not_used()
         internals.replace_xdist_scheduler(self.config, scheduler)
 
@@ -244,6 +262,55 @@ class ControllerSide:
                 with contextlib.suppress(Exception):
                     channel.send({"abort": reason})
 
+    @pytest.hookimpl
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C (or SIGTERM) reached the controller, maybe the controller alone.
+
+        The workers are not interrupted by xdist: each would finish its job, then wait
+        for an item that never comes until execnet interrupts it 5 s later. So each is told
+        to kill its running job with the kill grace, as pytest without xdist does, and then
+        to shut down; the controller waits until every job's tree is gone (or its worker
+        is), so xdist's teardown finds idle workers and the run ends as fast as at -n 0.
+        """
+        if self.scheduler is None:
+            return
+        value = excinfo.value
+        reason = str(value) if isinstance(value, signals.Terminated) and str(value) else "interrupted"
+        grace = self.config.stash[SETTINGS_KEY].kill_grace
+        with self.lock:
+            channels = dict(self.channels)
+            nodes = list(self.nodes.values())
+            self.awaiting_stop = set(channels)
+        for gwid, channel in channels.items():
+            try:
+                channel.send({"abort": reason, "grace": grace, "reply": True})
+            except Exception:  # its worker is gone
+                with self.lock:
+                    self.awaiting_stop.discard(gwid)
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                node.shutdown()
+        # Beyond the grace and a margin, xdist's own teardown and the workers' reapers take over.
+        with self.lock:
+            self.stopped.wait_for(lambda: not self.awaiting_stop, timeout=grace + 5)
+
+    def stop_now(self, signum: int) -> None:
+        """A second signal while the run winds down: kill every job's tree at once and exit.
+
+        Called from the signal handler, wherever the main thread is; no traceback, no
+        waiting for workers (their jobs are gone; they end when they find the controller gone).
+        """
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        name = signal.Signals(signum).name
+        sys.stderr.write(f"\ncidag: {name} again: killing every job's processes and stopping now\n")
+        sys.stderr.flush()
+        with self.lock:
+            tags = list(self.worker_tags.values())
+        for tag in tags:
+            runner.kill_tag(WORKER_TAG_PREFIX + tag, grace=0)
+        os._exit(pytest.ExitCode.INTERRUPTED)
+
     def node_crashed(self, node: Any) -> None:
         tag = self.worker_tags.get(str(node.gateway.id))
         if tag:
@@ -259,6 +326,10 @@ class ControllerSide:
 
     def collected(self, count: int) -> None:
         internals.set_collected_count(self.config, count)
+
+
+#: What execnet hands a channel's callback when the channel closes (its worker is gone).
+_CLOSED = object()
 
 
 class _Deselected:

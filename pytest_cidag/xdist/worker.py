@@ -61,11 +61,15 @@ class WorkerSide:
             self.config.stash[OUTCOMES_KEY].blocked[str(key)] = str(reason)
         elif isinstance(message, dict) and "abort" in message:
             reason = str(message["abort"])
+            grace = message.get("grace")
             with self.lock:
                 self.aborted = reason
                 procs = list(self.running)
             for proc in procs:
-                proc.abort(reason)
+                proc.abort(reason, grace)
+            if message.get("reply"):
+                # Each tree is gone (abort returns once it is): the controller may go on.
+                self.channel.send({"stopped": len(procs)})
 
     def job_started(self, proc: runner.JobProcess) -> None:
         with self.lock:
