@@ -28,17 +28,7 @@ def test_ctrl_c_kills_the_running_job(pytester: pytest.Pytester, job: JobWriter,
         sleep 100
         """,
     )
-    args = ["-n", "2"] if xdist else []
-    proc = pytester.popen(
-        [sys.executable, "-m", "pytest", "--cidag-run-dir", "run", "--cidag-kill-grace", "0.5", *args],
-        stdin=subprocess.DEVNULL,
-    )
-    pids_file = pytester.path / "run" / "pids"
-    deadline = time.monotonic() + 60
-    while not (pids_file.exists() and len(pids_file.read_text().split()) == 3):
-        assert time.monotonic() < deadline, "the job never started"
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    proc, pids_file = _start(pytester, "0.5", 3, *(["-n", "2"] if xdist else []))
     if xdist:
         # Ctrl-C in a terminal reaches the whole foreground process group: pytest and its workers.
         for pid in [proc.pid, *_children(proc.pid)]:
@@ -75,13 +65,18 @@ while true; do sleep 0.05; done
 def _start_stubborn(pytester: pytest.Pytester, job: JobWriter, grace: str) -> tuple[subprocess.Popen[bytes], Path]:
     for name in ("one", "two"):
         job(name, STUBBORN)
+    return _start(pytester, grace, 2, "-n", "2")
+
+
+def _start(pytester: pytest.Pytester, grace: str, pids: int, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """pytest in the background, once its jobs have written ``pids`` pids."""
     proc = pytester.popen(
-        [sys.executable, "-m", "pytest", "-n", "2", "--cidag-run-dir", "run", "--cidag-kill-grace", grace],
+        [sys.executable, "-m", "pytest", "--cidag-run-dir", "run", "--cidag-kill-grace", grace, *args],
         stdin=subprocess.DEVNULL,
     )
     pids_file = pytester.path / "run" / "pids"
     deadline = time.monotonic() + 60
-    while not (pids_file.exists() and len(pids_file.read_text().split()) == 2):
+    while not (pids_file.exists() and len(pids_file.read_text().split()) == pids):
         assert time.monotonic() < deadline, "the jobs never started"
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
