@@ -211,6 +211,12 @@ class JobsPlugin:
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        if self.reaper.failed:
+            terminalreporter.write_line(
+                f"cidag: could not start the reaper ({self.reaper.failed}): had pytest been killed, "
+                "its running jobs would have survived it",
+                yellow=True,
+            )
         run_dir = self.settings.run_dir
         if run_dir.is_dir() and any(run_dir.glob("*.log")):
             terminalreporter.write_line(f"cidag: job logs in {shown_path(run_dir, config)}")

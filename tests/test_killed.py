@@ -108,3 +108,18 @@ def test_sigkill_of_pytest_leaves_no_job_process(
             while not (log := log_path.read_text()).endswith(trailer) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert log == f"started {name}\n{trailer}"
+
+
+def test_a_reaper_that_cannot_start_is_reported_and_the_jobs_still_run(
+    pytester: pytest.Pytester, job: JobWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job("ok", "echo fine")
+    monkeypatch.setattr(sys, "executable", str(pytester.path / "no-such-python"))
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "cidag: could not start the reaper (*no-such-python: *No such file or directory*): "
+            "had pytest been killed, its running jobs would have survived it"
+        ]
+    )

@@ -55,22 +55,33 @@ class Reaper:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._closed = False
+        #: Why the reaper could not be started (the jobs then run without one), else None.
+        self.failed: str | None = None
 
     def start(self) -> None:
-        """Start the reaper process, once (before a job is started, so none runs unwatched)."""
+        """Start the reaper process, once (before a job is started, so none runs unwatched).
+
+        If it cannot be started, the jobs still run (unwatched) and :attr:`failed` says why.
+        """
         with self._lock:
-            if self._proc is not None or self._closed:
+            if self._proc is not None or self._closed or self.failed is not None:
                 return
             package_parent = str(Path(__file__).resolve().parents[2])
-            self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _BOOT, package_parent, self.variable, repr(self.grace)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,  # never hold pytest's own output pipe open
-                stderr=subprocess.DEVNULL,
-                env={},  # no job's tag: ending a job must not end the reaper of a nested run
-                start_new_session=True,  # out of reach of signals to pytest's process group
-                close_fds=True,
-            )
+            try:
+                self._proc = self._spawn(package_parent)
+            except OSError as exc:
+                self.failed = f"{sys.executable or 'python'}: {exc}"
+
+    def _spawn(self, package_parent: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _BOOT, package_parent, self.variable, repr(self.grace)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,  # never hold pytest's own output pipe open
+            stderr=subprocess.DEVNULL,
+            env={},  # no job's tag: ending a job must not end the reaper of a nested run
+            start_new_session=True,  # out of reach of signals to pytest's process group
+            close_fds=True,
+        )
 
     def job_started(self, pgid: int, log_path: Path) -> None:
         self._send(b"+ %d %s\n" % (pgid, os.fsencode(log_path).hex().encode()))
