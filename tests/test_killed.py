@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import site
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,16 +49,54 @@ def _write_jobs(job: JobWriter, parallel: bool) -> list[str]:
     return ["daemon", "fg"]
 
 
-def _start(pytester: pytest.Pytester, count: int, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+def _as_nobody(pytester: pytest.Pytester, request: pytest.FixtureRequest) -> tuple[list[str], Path, dict[str, str]]:
+    """(argv that starts Python as an unprivileged user, project copy, environment), from root."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run pytest as another user")
+    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = dict(os.environ)
+    python = sys.executable
+    # The reaper runs sys.executable: the user must be able to, as any user running pytest
+    # can. A Python under root's home is not; then use the system's of the same version,
+    # with this environment's packages on its path.
+    if subprocess.run([*prefix, "test", "-x", python], check=False).returncode != 0:
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        python = shutil.which(version, path="/usr/local/bin:/usr/bin") or ""
+        if not python or subprocess.run([*prefix, "test", "-x", python], check=False).returncode != 0:
+            pytest.skip(f"no {version} that an unprivileged user may run")
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join([root, *site.getsitepackages()])
+    project = Path(tempfile.mkdtemp(prefix="cidag-nobody-"))  # root's temporary tree is closed to it
+    request.addfinalizer(lambda: shutil.rmtree(project, ignore_errors=True))
+    shutil.copytree(pytester.path, project, dirs_exist_ok=True)
+    for path in [project, *project.rglob("*")]:
+        path.chmod(0o777 if path.is_dir() or os.access(path, os.X_OK) else 0o666)
+    # pytester points temporary files at root's; this user needs its own.
+    env.update(TMPDIR=str(project), HOME=str(project))
+    env.pop("PYTEST_DEBUG_TEMPROOT", None)
+    return [*prefix, python], project, env
+
+
+def _start(
+    pytester: pytest.Pytester, count: int, *args: str, as_nobody: pytest.FixtureRequest | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """pytest in the background (as user nobody given a request to clean up after), once
+    its jobs have written ``count`` pids."""
+    if as_nobody is not None:
+        python, project, env = _as_nobody(pytester, as_nobody)
+    else:
+        python, project, env = [sys.executable], pytester.path, None
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--cidag-run-dir", "run", "--cidag-kill-grace", "0.5", *args],
-        cwd=pytester.path,
+        [*python, "-m", "pytest", "--cidag-run-dir", "run", "--cidag-kill-grace", "0.5", *args],
+        cwd=project,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=(pytester.path / "out.txt").open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, as a CI runner's job is
     )
-    pids_file = pytester.path / "run" / "pids"
+    pids_file = project / "run" / "pids"
     deadline = time.monotonic() + PATIENCE
     while not (pids_file.exists() and len(pids_file.read_text().split()) == count):
         if time.monotonic() > deadline or proc.poll() is not None:
@@ -83,15 +124,24 @@ def _survivors(pids: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("args", "whole_group"),
-    [([], False), ([], True), (["-n", "2"], True), (["-n", "2"], False)],
-    ids=["n0-pytest", "n0-group", "n2-group", "n2-controller"],
+    "case",
+    [
+        pytest.param(([], False, False), id="n0-pytest"),
+        pytest.param(([], True, False), id="n0-group"),
+        pytest.param((["-n", "2"], True, False), id="n2-group"),
+        pytest.param((["-n", "2"], False, False), id="n2-controller"),
+        # The reaper needs no privilege; these show it (reading /proc as that user).
+        pytest.param(([], True, True), id="n0-group-unprivileged"),
+        pytest.param((["-n", "2"], True, True), id="n2-group-unprivileged"),
+    ],
 )
 def test_sigkill_of_pytest_leaves_no_job_process(
-    pytester: pytest.Pytester, job: JobWriter, args: list[str], whole_group: bool
+    pytester: pytest.Pytester, job: JobWriter, request: pytest.FixtureRequest, case: tuple[list[str], bool, bool]
 ) -> None:
+    args, whole_group, unprivileged = case
     names = _write_jobs(job, parallel=bool(args))
-    proc, pids_file = _start(pytester, 4 * names.count("daemon") + names.count("fg"), *args)
+    count = 4 * names.count("daemon") + names.count("fg")
+    proc, pids_file = _start(pytester, count, *args, as_nobody=request if unprivileged else None)
     if whole_group:
         os.killpg(proc.pid, signal.SIGKILL)  # pytest and, at -n 2, its workers
     else:
@@ -103,7 +153,7 @@ def test_sigkill_of_pytest_leaves_no_job_process(
         # The reaper writes the line once the job's processes are gone: wait for it.
         trailer = "[cidag] job killed: the pytest process running it died\n"
         for name in names:
-            log_path = pytester.path / "run" / f"{name}.log"
+            log_path = pids_file.parent / f"{name}.log"
             deadline = time.monotonic() + PATIENCE
             while not (log := log_path.read_text()).endswith(trailer) and time.monotonic() < deadline:
                 time.sleep(0.05)
