@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import signal
+
 import pytest
 
 from tests.conftest import JobWriter
@@ -107,3 +110,26 @@ def test_timeout_on_xdist_workers(pytester: pytest.Pytester, job: JobWriter) -> 
     result.stdout.fnmatch_lines(["job 'hang' failed: Timeout (>1s)*"])
     pids = read_pids((pytester.path / ".cidag/runs/latest").resolve() / "pids")
     assert [pid for pid in pids if alive(pid)] == []
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_a_job_that_ended_by_itself_is_never_a_timeout(
+    pytester: pytest.Pytester, job: JobWriter, xdist: list[str]
+) -> None:
+    """One rule at every -n: "Timeout" only when the runner killed the job. A job that ended
+    by itself (here, often right at its 1 ms deadline) is judged by its exit status."""
+    names = [f"quick{i}" for i in range(30)]
+    for name in names:
+        job(name, "echo hi", timeout="0.001")
+    result = pytester.runpytest("-rA", *xdist)
+    run_dir = (pytester.path / ".cidag/runs/latest").resolve()
+    codes = {r["job"]: r["returncode"] for r in map(json.loads, (run_dir / "timings.jsonl").read_text().splitlines())}
+    assert sorted(codes) == sorted(names)
+    passed = {line.split("::")[-1] for line in result.outlines if line.startswith("PASSED ")}
+    timed_out = {line.split("::")[-1].split()[0] for line in result.outlines if "job failed: Timeout" in line}
+    assert passed | timed_out == set(names)
+    for name in names:
+        if name in passed:
+            assert codes[name] == 0
+        else:  # the runner's TERM ended it
+            assert codes[name] == -signal.SIGTERM, (name, codes[name])

@@ -493,6 +493,16 @@ class JobProcess:
             try:
                 wait_for_exit(proc, remaining)
             except subprocess.TimeoutExpired:
+                if not timed_out and _exiting(proc.pid):
+                    proc.wait()  # it ended by itself after the deadline's check: not a timeout
+                    return False
+                if not timed_out:
+                    # "Timeout" only when the runner kills the job: its main process had not
+                    # begun to exit when it got the TERM (sent at once after the check; a TERM
+                    # reaching a process that is exiting changes nothing). The same rule at
+                    # every -n; before, the scan for the tree's processes came in between.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGTERM)
                 timed_out = True
                 self._kill()
                 continue
@@ -580,6 +590,20 @@ def append_trailer(path: Path, text: str) -> None:
     """Append a ``[cidag] ...`` line to the log at ``path``, on a line of its own."""
     with open(path, "ab+", buffering=0) as log:
         _trailer(log, text)
+
+
+#: /proc/<pid>/stat's flag of a process in exit(): its exit status is decided.
+_PF_EXITING = 0x4
+
+
+def _exiting(pid: int) -> bool:
+    """The process has begun to exit or is a zombie (False without /proc: assume it runs)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & _PF_EXITING)
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def _trailer(log: BinaryIO, text: str) -> None:
