@@ -155,6 +155,14 @@ class JobItem(pytest.Item):
             f"duration: {result.duration:.2f}s",
             f"log:      {shown_path(log_path, self.config)}",
         ]
+        if result.log_disk_full:
+            # the job's own outcome stands; only its log is in doubt
+            self.warn(
+                pytest.PytestWarning(
+                    f"cidag: job '{self.job_id}': its log {shown_path(log_path, self.config)} may be incomplete: "
+                    "the disk it is on is full (No space left on device)"
+                )
+            )
         self._judge(result, timeout, details, output_path)
 
     def _environment(self, settings: Settings, run_dir: Path, output_path: Path) -> dict[str, str]:

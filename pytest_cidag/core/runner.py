@@ -65,6 +65,9 @@ class JobResult:
     timed_out: bool = False
     aborted: str | None = None  # why it was killed from outside (fast-fail, interrupt)
     leftovers: int = 0  # processes still alive after the main one ended, then killed
+    #: The log's disk was full when the job ended (or the runner's last line did not fit):
+    #: writes to the log may have failed inside the job, so its output may be incomplete.
+    log_disk_full: bool = False
 
     @property
     def duration(self) -> float:
@@ -427,10 +430,12 @@ class JobProcess:
                 except BaseException as exc:
                     self._end_on(exc, log)
                     raise
+                written = True
                 if timed_out:
-                    _trailer(log, f"job killed: timeout after {self.timeout:g}s")
+                    written = _trailer(log, f"job killed: timeout after {self.timeout:g}s")
                 elif self._abort_reason:
-                    _trailer(log, f"job killed: {self._abort_reason}")
+                    written = _trailer(log, f"job killed: {self._abort_reason}")
+                disk_full = not written or _disk_full(log.fileno())
         finally:
             if self.watcher is not None and self._proc is not None:
                 self.watcher.job_ended(self._proc.pid)  # its tree is gone
@@ -444,6 +449,7 @@ class JobProcess:
             timed_out=timed_out,
             aborted=None if timed_out else self._abort_reason,
             leftovers=leftovers,
+            log_disk_full=disk_full,
         )
 
     def _step(self, name: str) -> None:
@@ -463,7 +469,7 @@ class JobProcess:
                 close_fds=True,
             )
         except OSError as exc:
-            log.write(f"[cidag] could not start {self.argv[0]!r}: {exc}\n".encode())
+            _trailer(log, f"could not start {self.argv[0]!r}: {exc}")
             raise
         if self.watcher is not None:
             self.watcher.job_started(proc.pid, self.log_path)
@@ -606,11 +612,32 @@ def _exiting(pid: int) -> bool:
         return False
 
 
-def _trailer(log: BinaryIO, text: str) -> None:
-    """Append a ``[cidag] ...`` line to a log, on a line of its own."""
-    size = os.fstat(log.fileno()).st_size
-    newline = b"\n" if size and os.pread(log.fileno(), 1, size - 1) != b"\n" else b""
-    log.write(newline + f"[cidag] {text}\n".encode())
+def _trailer(log: BinaryIO, text: str) -> bool:
+    """Append a ``[cidag] ...`` line to a log, on a line of its own; False when it could
+    not be written (a full disk): the job's outcome must not depend on its log."""
+    try:
+        size = os.fstat(log.fileno()).st_size
+        newline = b"\n" if size and os.pread(log.fileno(), 1, size - 1) != b"\n" else b""
+        log.write(newline + f"[cidag] {text}\n".encode())
+    except OSError:
+        return False
+    return True
+
+
+def _disk_full(fd: int) -> bool:
+    """No block left for this user on the filesystem of ``fd``: a write there fails.
+
+    The job writes its log itself (its stdout is the log file, which keeps output off
+    pytest's hands), so a write that failed shows only inside the job; a disk that is full
+    when it ends is the trace it leaves. One ``fstatvfs`` per job. (Root may use the blocks
+    reserved for it.)
+    """
+    try:
+        st = os.fstatvfs(fd)
+    except OSError:
+        return False
+    free = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+    return st.f_blocks > 0 and free == 0
 
 
 def _copy(src: BinaryIO, log: BinaryIO, tee: BinaryIO) -> None:
