@@ -18,7 +18,7 @@ import pytest
 from pytest_cidag import internals
 from pytest_cidag.core import signals
 from pytest_cidag.core.reaper import Reaper
-from pytest_cidag.core.settings import RUNS_DIR, Settings, latest_run, new_run_name
+from pytest_cidag.core.settings import RUNS_DIR, RunClaim, Settings, latest_run, new_run_name
 from pytest_cidag.core.status import Status
 from pytest_cidag.dependency import DependencyBridge
 from pytest_cidag.items import JobFailed, JobFile, JobItem
@@ -150,6 +150,9 @@ class JobsPlugin:
         self._restore_signals: Any = None
         # Started before this process's first job (none at all on an xdist controller).
         self.reaper = config.stash[REAPER_KEY] = Reaper(settings.kill_grace)
+        #: This run's hold on its run directory (the scheduling process only), from the
+        #: moment the run is known to run jobs until it ends.
+        self.claim: RunClaim | None = None
 
     def wind_down(self, on_second: Callable[[int], None] | None = None) -> None:
         """The run has jobs: SIGTERM and SIGHUP now wind pytest down as Ctrl-C does, so a
@@ -158,10 +161,38 @@ class JobsPlugin:
         if self._restore_signals is None:
             self._restore_signals = signals.wind_down(on_second)
 
+    def claim_run_dir(self) -> None:
+        """Create and lock the run directory before the first job: one usage error, not a
+        failure per job, when it cannot be written. (An xdist controller calls it once the
+        first worker's plan shows jobs.)"""
+        if self.claim is not None:
+            return
+        try:
+            self.claim = self.settings.claim_run_dir()
+        except OSError as exc:
+            config = self.config
+            if config.getoption("cidag_run_dir"):
+                where = "from --cidag-run-dir"
+            elif config.getini("cidag_run_dir"):
+                where = "from ini cidag_run_dir"
+            else:
+                where = "the default"
+            shown = shown_path(self.settings.run_dir, config)
+            raise pytest.UsageError(
+                f"cidag: cannot write the run directory {shown} ({where}): {exc.strerror or exc}"
+            ) from None
+
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.run.graph is not None and not self.config.getoption("collectonly"):
+        config = self.config
+        if self.run.graph is not None and not config.getoption("collectonly"):
             self.wind_down()
+            if (
+                not hasattr(config, "workerinput")
+                and not config.getoption("cidag_graph")
+                and any(isinstance(i, JobItem) for i in session.items)
+            ):
+                self.claim_run_dir()
 
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -169,6 +200,11 @@ class JobsPlugin:
         if self._restore_signals is not None:
             self._restore_signals()
             self._restore_signals = None
+        if self.claim is not None:
+            # The run is over: old runs are pruned now, outside every job's timing.
+            self.claim.release()
+            self.claim = None
+            self.settings.prune()
 
     @pytest.hookimpl
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> JobFile | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import time
@@ -35,14 +36,91 @@ class Settings:
             return self.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.default_run_dir:
-            runs = self.run_dir.parent
-            ignore = runs.parent / ".gitignore"
-            if not ignore.exists():
-                with contextlib.suppress(OSError):
-                    ignore.write_text("# created by pytest-cidag: job logs of local runs\n*\n")
-            _point_latest(runs, self.run_dir.name)
-            _prune(runs, self.keep_runs, keep=self.run_dir.name)
+            self._announce()
         return self.run_dir
+
+    def claim_run_dir(self) -> RunClaim:
+        """Create the run directory and lock it for the run's life; ``OSError`` when it
+        cannot be created or written. Called once, before the first job, by the process
+        that schedules the jobs (an xdist controller, or the only process).
+
+        A new default run directory is created under a hidden name, locked, then renamed
+        into place: a directory that pruning can see is either locked or finished.
+        """
+        run_dir = self.run_dir
+        if self.default_run_dir and not run_dir.exists():
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            hidden = run_dir.with_name(f".{run_dir.name}.new")  # pruning skips dot names
+            hidden.mkdir()
+            claim = RunClaim.take(hidden)
+            hidden.rename(run_dir)
+            claim.lock_path = run_dir / LOCK
+            self._announce()
+            return claim
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return RunClaim.take(run_dir)
+
+    def prune(self) -> None:
+        """Remove the oldest default run directories beyond ``keep_runs`` (never this run's,
+        nor one another run still holds). Called when this run's jobs are over."""
+        if self.default_run_dir:
+            _prune(self.run_dir.parent, self.keep_runs, keep=self.run_dir.name)
+
+    def _announce(self) -> None:
+        runs = self.run_dir.parent
+        ignore = runs.parent / ".gitignore"
+        if not ignore.exists():
+            with contextlib.suppress(OSError):
+                ignore.write_text("# created by pytest-cidag: job logs of local runs\n*\n")
+        _point_latest(runs, self.run_dir.name)
+
+
+#: The lock file in a run directory while its run is in progress (``flock``, so the
+#: kernel releases it when the run's process dies, however it dies).
+LOCK = ".cidag-run.lock"
+
+
+class RunClaim:
+    """A run directory held by a run in progress: a shared ``flock`` on its lock file
+    (shared, so two runs given one ``--cidag-run-dir`` may both hold it, as before)."""
+
+    def __init__(self, fd: int, lock_path: Path) -> None:
+        self.fd: int | None = fd
+        self.lock_path = lock_path
+
+    @classmethod
+    def take(cls, directory: Path) -> RunClaim:
+        path = directory / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)  # the write check, too
+        with contextlib.suppress(OSError):  # a filesystem without locks: the run goes on unguarded
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        return cls(fd, path)
+
+    def release(self) -> None:
+        """The run is over: remove the lock file, then let the lock go."""
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.lock_path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+
+def in_progress(run_dir: Path) -> bool:
+    """Another run holds ``run_dir`` (its lock file is locked)."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file: finished (or from a version without locks)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 def latest_run(rootpath: Path) -> Path | None:
@@ -77,7 +155,12 @@ def _point_latest(runs: Path, name: str) -> None:
 def _prune(runs: Path, keep_runs: int, keep: str) -> None:
     if keep_runs <= 0:
         return
-    dirs = sorted(p.name for p in runs.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:1].isdigit())
+    try:
+        with os.scandir(runs) as entries:
+            # one directory read; is_dir without following symlinks needs no stat per entry
+            dirs = sorted(e.name for e in entries if e.name[:1].isdigit() and e.is_dir(follow_symlinks=False))
+    except OSError:
+        return
     for name in dirs[: max(0, len(dirs) - keep_runs)]:
-        if name != keep:
+        if name != keep and not in_progress(runs / name):
             shutil.rmtree(runs / name, ignore_errors=True)

@@ -173,6 +173,14 @@ class ControllerSide:
         if "error" in data:
             raise PlanError(data["error"])
         nodes = [node_from_data(n) for n in data["nodes"]]
+        run_keys = set(data["run_keys"])
+        if any(n.is_job and n.key in run_keys for n in nodes):
+            jobs = self.config.pluginmanager.get_plugin("cidag-jobs")  # registered with this plugin
+            assert jobs is not None
+            try:  # before the first job, as without xdist
+                jobs.claim_run_dir()
+            except pytest.UsageError as exc:
+                raise PlanError(str(exc)) from None
         graph = JobGraph.build(nodes)
         run = self.run
         run.graph = graph
