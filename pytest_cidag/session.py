@@ -9,6 +9,7 @@ files items and run them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ def _number(config: pytest.Config, name: str, kind: type[int] | type[float], min
         number = kind(value)
     except (TypeError, ValueError):
         raise pytest.UsageError(f"{name}: {value!r} {where} is not a valid {kind.__name__}") from None
+    if not math.isfinite(number):  # inf would wait forever, nan compares false with everything
+        raise pytest.UsageError(f"{name}: {value!r} {where} must be a finite number, at least {minimum:g}")
     if number < minimum:
         raise pytest.UsageError(f"{name}: {value!r} {where} must be at least {minimum:g}")
     return number

@@ -190,6 +190,27 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, job: JobW
     result.stderr.fnmatch_lines(["ERROR: cidag_tail_lines: 'many' from ini cidag_tail_lines is not a valid int"])
 
 
+@pytest.mark.parametrize(
+    ("args", "ini", "message"),
+    [
+        (["--cidag-kill-grace=inf"], "", "ERROR: cidag_kill_grace: inf from --cidag-kill-grace must be a finite*"),
+        (["--cidag-kill-grace=nan"], "", "ERROR: cidag_kill_grace: nan from --cidag-kill-grace must be a finite*"),
+        ([], "cidag_kill_grace = NaN", "ERROR: cidag_kill_grace: 'NaN' from ini cidag_kill_grace must be a finite*"),
+        ([], "cidag_kill_grace = -inf", "ERROR: cidag_kill_grace: '-inf' from ini cidag_kill_grace must be a finite*"),
+        ([], "cidag_report_limit = inf", "ERROR: cidag_report_limit: 'inf' from ini cidag_report_limit is not a*"),
+    ],
+    ids=["option-inf", "option-nan", "ini-nan", "ini-minus-inf", "int-ini-inf"],
+)
+def test_non_finite_numbers_are_usage_errors(
+    pytester: pytest.Pytester, job: JobWriter, args: list[str], ini: str, message: str
+) -> None:
+    job("a", "true")
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest(*args)
+    result.stderr.fnmatch_lines([message])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
 def test_job_file_removed_after_collection(pytester: pytest.Pytester, job: JobWriter) -> None:
     path = job("vanishing", "true")
     job("other", "true")
