@@ -15,7 +15,16 @@ import pytest
 
 from pytest_cidag import internals
 from pytest_cidag.core import runner
-from pytest_cidag.core.jobspec import JobLeg, JobSpec, JobSpecError, command_for, display_command, parse_text
+from pytest_cidag.core.jobspec import (
+    LOG_SUFFIX,
+    OUTPUTS_SUFFIX,
+    JobLeg,
+    JobSpec,
+    JobSpecError,
+    command_for,
+    display_command,
+    parse_text,
+)
 from pytest_cidag.core.outputs import OutputClash, OutputError, needs_environ_of, parse_outputs
 from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
@@ -128,8 +137,8 @@ class JobItem(pytest.Item):
         run_dir = settings.ensure_run_dir()
         rootpath = self.config.rootpath
         cwd = rootpath / self.spec.cwd if self.spec.cwd else rootpath
-        log_path = run_dir / f"{self.job_id}.log"
-        output_path = run_dir / f"{self.job_id}.outputs"
+        log_path = run_dir / f"{self.job_id}{LOG_SUFFIX}"
+        output_path = run_dir / f"{self.job_id}{OUTPUTS_SUFFIX}"
         argv = self._check_file_unchanged()
         shown = display_command([*argv[:-1], shown_path(self.path, self.config)])
         if self.spec.cwd and not cwd.is_dir():

@@ -123,3 +123,35 @@ def test_reportinfo_points_at_the_block(pytester: pytest.Pytester, job: JobWrite
     assert by_name["with-block"].location == ("cijobs/with-block.sh", 1, "job.with-block")
     assert by_name["no-block"].location == ("cijobs/no-block.sh", 0, "job.no-block")
     assert by_name["with-block"].nodeid == "cijobs/with-block.sh::with-block"
+
+
+#: Job files that used to fail at run time (or make a million items), each with its message.
+BAD_INPUTS = {
+    # F3: the log file's name would be too long
+    "b" * 250 + ".sh": ("echo hi\n", f"cijobs/{'b' * 250}.sh:1: job id '{'b' * 20}...' is 250 characters long; *"),
+    # F4: the environment cannot hold a NUL
+    "nul.sh": (
+        '# /// cidag\n# env = { A = "x\\u0000y" }\n# ///\n',
+        "cijobs/nul.sh:2: 'env' value of A holds a NUL character*",
+    ),
+    # F11: the legs are counted before they are made
+    "wide.sh": (
+        "# /// cidag\n# matrix = { a = [%s], b = [%s] }\n# ///\n" % ((", ".join(map(str, range(20))),) * 2),
+        "cijobs/wide.sh:2: 'matrix' makes 400 legs (20 x 20), more than the 256 a job may have*",
+    ),
+}
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_bad_inputs_are_collection_errors_at_every_n(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    for filename, (text, _) in BAD_INPUTS.items():
+        pytester.path.joinpath("cijobs").mkdir(exist_ok=True)
+        pytester.path.joinpath("cijobs", filename).write_text(text)
+    job("good", "true")
+    # at -n 2 the workers collect, and their errors reach the controller
+    result = pytester.runpytest_subprocess("-n", n)
+    result.stdout.fnmatch_lines_random([message for _, message in BAD_INPUTS.values()])
+    result.stdout.fnmatch_lines([f"*{len(BAD_INPUTS)} errors*"])
+    assert "Traceback" not in result.stdout.str()
+    # xdist's own rule: the workers run what did collect, and the errors make the run fail
+    assert result.ret == (pytest.ExitCode.INTERRUPTED if n == "0" else pytest.ExitCode.TESTS_FAILED)

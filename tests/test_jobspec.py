@@ -9,6 +9,7 @@ import pytest
 from pytest_cidag.core.jobspec import JobSpec, JobSpecError, command_for, find_block, parse_text
 
 P = Path("cijobs/build.sh")
+B = "b"
 
 
 def parse(text: str) -> JobSpec:
@@ -115,6 +116,30 @@ def test_empty_comment_lines_inside_the_block() -> None:
         ("# /// cidag\n# matrix = { python = [3.9, 3.10] }\n# ///\n", 2, "'matrix' value 3.9 of 'python' is a float"),
         ('# /// cidag\n# name = "has space"\n# ///\n', 2, "name 'has space' is not a valid job name"),
         ("# /// cidag\n# name = 3\n# ///\n", 2, "'name' must be a string, got an integer"),
+        # what the job's environment would refuse (issue 13, F4)
+        ('# /// cidag\n# env = { A = "x\\u0000y" }\n# ///\n', 2, "'env' value of A holds a NUL character"),
+        ('# /// cidag\n# [env]\n# "A\\u0000" = "x"\n# ///\n', 2, "'env' key 'A\\x00' is not a valid environment"),
+        ('# /// cidag\n# [env]\n# "A=B" = "x"\n# ///\n', 2, "'env' key 'A=B' is not a valid environment variable"),
+        ('# /// cidag\n# [env]\n# "A\\n" = "x"\n# ///\n', 2, "'env' key 'A\\n' is not a valid environment"),
+        ('# /// cidag\n# matrix = { py = ["3.11\\n"] }\n# ///\n', 2, "'matrix' value '3.11\\n' of 'py' cannot be"),
+        ('# /// cidag\n# matrix = { py = ["3\\u0000"] }\n# ///\n', 2, "'matrix' value '3\\x00' of 'py' cannot be"),
+        ('# /// cidag\n# name = "a\\n"\n# ///\n', 2, "name 'a\\n' is not a valid job name"),
+        ('# /// cidag\n# markers = ["slow\\n"]\n# ///\n', 2, "marker 'slow\\n' is not a valid pytest marker"),
+        ('# /// cidag\n# cwd = "web\\u0000"\n# ///\n', 2, "'cwd' 'web\\x00' holds a NUL character"),
+        # names that would not fit the run directory's file names (F3)
+        (f'# /// cidag\n# name = "{B * 248}"\n# ///\n', 2, f"job id '{B * 20}...' is 248 characters long"),
+        (
+            f'# /// cidag\n# name = "{B * 240}"\n# matrix = {{ x = ["a", "abc"], y = ["1", "22"] }}\n# ///\n',
+            3,
+            f"job id '{B * 20}...' is 248 characters long",
+        ),
+        # the size of a matrix (F11)
+        (
+            "# /// cidag\n# matrix = { a = [%s], b = [%s], c = [%s] }\n# ///\n"
+            % ((", ".join(map(str, range(100))),) * 3),
+            2,
+            "'matrix' makes 1000000 legs (100 x 100 x 100), more than the 256 a job may have",
+        ),
     ],
 )
 def test_bad_blocks_name_file_line_and_key(text: str, line: int, message: str) -> None:
@@ -148,3 +173,21 @@ def test_command_follows_the_shebang_like_the_kernel(tmp_path: Path) -> None:
     plain = tmp_path / "b.sh"
     plain.write_text("echo hi\n")
     assert command_for(plain) == ["bash", str(plain)]
+
+
+def test_a_file_name_too_long_for_the_log_file_is_an_error_at_line_1() -> None:
+    exc = parse_error_for(Path("cijobs/" + B * 250 + ".sh"), "echo hi\n")
+    assert (exc.line, exc.message.split(";")[0]) == (1, f"job id '{B * 20}...' is 250 characters long")
+    assert parse_text("echo hi\n", Path("cijobs/" + B * 247 + ".sh")).name == B * 247
+
+
+def test_matrix_at_the_cap_is_fine() -> None:
+    values = ", ".join(f'"{i}"' for i in range(16))
+    spec = parse(f"# /// cidag\n# matrix = {{ a = [{values}], b = [{values}] }}\n# ///\n")
+    assert len(spec.legs()) == 256
+
+
+def parse_error_for(path: Path, text: str) -> JobSpecError:
+    with pytest.raises(JobSpecError) as excinfo:
+        parse_text(text, path)
+    return excinfo.value

@@ -30,10 +30,20 @@ OPEN_RE = re.compile(r"^#\s*///\s*(?P<type>[A-Za-z0-9-]+)\s*$")
 CLOSE_RE = re.compile(r"^#\s*///\s*$")
 
 #: Job names (and matrix values) must be usable in node ids, log file names and env vars.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Matched with ``fullmatch`` (``$`` would let a trailing newline through).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MARKER_RE = IDENT_RE
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RE = IDENT_RE
+
+#: The run directory names a job's files after its id (items.py uses these suffixes).
+LOG_SUFFIX = ".log"
+OUTPUTS_SUFFIX = ".outputs"
+#: Longest job id (ASCII, so characters are bytes): its files' names must fit NAME_MAX (255).
+MAX_ID_LENGTH = 255 - max(len(LOG_SUFFIX), len(OUTPUTS_SUFFIX))
+
+#: Legs a matrix job may have (GitHub Actions' cap on a matrix).
+MAX_LEGS = 256
 
 #: Seconds; a week is longer than any CI job should be allowed to hang.
 MAX_TIMEOUT = 7 * 24 * 3600
@@ -199,7 +209,9 @@ def parse_text(text: str, path: Path) -> JobSpec:
     """Parse a job file's text into a :class:`JobSpec`; raise :class:`JobSpecError`."""
     block = find_block(text, path)
     if block is None:
-        return JobSpec(path=path, name=_check_name(default_name(path), path, 1, "file name"))
+        name = _check_name(default_name(path), path, 1, "file name")
+        _check_id_length(name, {}, path, 1, "file name")
+        return JobSpec(path=path, name=name)
     try:
         data = tomllib.loads(block.toml)
     except tomllib.TOMLDecodeError as exc:
@@ -224,7 +236,7 @@ def parse_file(path: Path) -> JobSpec:
 
 
 def _check_name(name: str, path: Path, line: int, what: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise JobSpecError(
             path,
             line,
@@ -232,6 +244,20 @@ def _check_name(name: str, path: Path, line: int, what: str) -> str:
             "(starting with a letter or digit)",
         )
     return name
+
+
+def _check_id_length(name: str, matrix: Mapping[str, Sequence[str]], path: Path, line: int, fix: str) -> None:
+    """The longest leg id must fit in the names of the run directory's files."""
+    longest = name
+    if matrix:
+        longest += "[" + "-".join(max(values, key=len) for values in matrix.values()) + "]"
+    if len(longest) > MAX_ID_LENGTH:
+        raise JobSpecError(
+            path,
+            line,
+            f"job id '{longest[:20]}...' is {len(longest)} characters long; at most {MAX_ID_LENGTH} are allowed, "
+            f"as its log file is named after it ('<id>{OUTPUTS_SUFFIX}' must fit in 255 bytes): shorten the {fix}",
+        )
 
 
 def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
@@ -279,7 +305,7 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
     if "markers" in data:
         markers = str_list("markers", data["markers"])
         for mk in markers:
-            if not MARKER_RE.match(mk):
+            if not MARKER_RE.fullmatch(mk):
                 raise err("markers", f"marker {mk!r} is not a valid pytest marker name (a Python identifier)")
         kwargs["markers"] = markers
 
@@ -288,14 +314,20 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
         if not isinstance(env, dict):
             raise err("env", f"'env' must be a table of strings, got {_type_name(env)}: {env!r}")
         for k, v in env.items():
-            if not ENV_NAME_RE.match(k):
-                raise err("env", f"'env' key {k!r} is not a valid environment variable name")
+            if not ENV_NAME_RE.fullmatch(k):
+                raise err(
+                    "env",
+                    f"'env' key {k!r} is not a valid environment variable name: "
+                    "use letters, digits and _ (not starting with a digit)",
+                )
             if not isinstance(v, str):
                 raise err(
                     "env",
                     f"'env' value of {k} must be a string, got {_type_name(v)}: {v!r} "
                     f'(quote it: {k} = "{_tomlish(v)}")',
                 )
+            if "\0" in v:
+                raise err("env", f"'env' value of {k} holds a NUL character, which no environment variable can hold")
         kwargs["env"] = dict(env)
 
     if "matrix" in data:
@@ -304,7 +336,7 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
             raise err("matrix", f"'matrix' must be a non-empty table of arrays, got {matrix!r}")
         out: dict[str, tuple[str, ...]] = {}
         for k, values in matrix.items():
-            if not IDENT_RE.match(k):
+            if not IDENT_RE.fullmatch(k):
                 raise err("matrix", f"'matrix' key {k!r} must be an identifier (it becomes CIDAG_MATRIX_{k.upper()})")
             if not isinstance(values, list) or not values:
                 raise err("matrix", f"'matrix' entry '{k}' must be a non-empty array, got {values!r}")
@@ -319,7 +351,7 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
                         f'write it as a string, "{v}"',
                     )
                 s = _tomlish(v)
-                if not NAME_RE.match(s):
+                if not NAME_RE.fullmatch(s):
                     raise err(
                         "matrix",
                         f"'matrix' value {s!r} of '{k}' cannot be part of a job id: use letters, digits and . _ + -",
@@ -329,6 +361,14 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
                 dup = next(s for s in strs if strs.count(s) > 1)
                 raise err("matrix", f"'matrix' entry '{k}' lists {dup!r} twice")
             out[k] = tuple(strs)
+        legs = math.prod(len(values) for values in out.values())
+        if legs > MAX_LEGS:
+            counts = " x ".join(str(len(values)) for values in out.values())
+            raise err(
+                "matrix",
+                f"'matrix' makes {legs} legs ({counts}), more than the {MAX_LEGS} a job may have: "
+                "split the job or trim the values",
+            )
         upper = [k.upper() for k in out]
         if len(set(upper)) != len(upper):
             raise err("matrix", "'matrix' keys collide once upper-cased for CIDAG_MATRIX_*: " + ", ".join(out))
@@ -348,6 +388,8 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
         cwd = data["cwd"]
         if not isinstance(cwd, str) or not cwd:
             raise err("cwd", f"'cwd' must be a non-empty string, got {cwd!r}")
+        if "\0" in cwd:
+            raise err("cwd", f"'cwd' {cwd!r} holds a NUL character, which no path can hold")
         if Path(cwd).is_absolute():
             raise err("cwd", f"'cwd' must be relative to the rootdir, got the absolute path {cwd!r}")
         kwargs["cwd"] = cwd
@@ -365,6 +407,12 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
                 raise err("resources", f"resource {res!r} must be a non-empty name without surrounding spaces")
         kwargs["resources"] = tuple(dict.fromkeys(resources))
 
+    # the longest leg id names files: blame the matrix if there is one, else the name
+    if "matrix" in kwargs:
+        line, fix = _key_line(block, "matrix"), "name or the matrix values"
+    else:
+        line, fix = (_key_line(block, "name"), "name") if "name" in data else (1, "file name")
+    _check_id_length(kwargs["name"], kwargs.get("matrix", {}), path, line, fix)
     return JobSpec(path=path, line=block.start, **kwargs)
 
 
