@@ -134,6 +134,11 @@ BAD_INPUTS = {
         '# /// cidag\n# env = { A = "x\\u0000y" }\n# ///\n',
         "cijobs/nul.sh:2: 'env' value of A holds a NUL character*",
     ),
+    # F5: a line that looks like a block's opening is never ignored
+    "indented.sh": (
+        '  # /// cidag\n# needs = ["good"]\n# ///\n',
+        "cijobs/indented.sh:1: '  # /// cidag' is not read as the start of a '# /// cidag' block*",
+    ),
     # F11: the legs are counted before they are made
     "wide.sh": (
         "# /// cidag\n# matrix = { a = [%s], b = [%s] }\n# ///\n" % ((", ".join(map(str, range(20))),) * 2),
@@ -155,3 +160,16 @@ def test_bad_inputs_are_collection_errors_at_every_n(pytester: pytest.Pytester, 
     assert "Traceback" not in result.stdout.str()
     # xdist's own rule: the workers run what did collect, and the errors make the run fail
     assert result.ret == (pytest.ExitCode.INTERRUPTED if n == "0" else pytest.ExitCode.TESTS_FAILED)
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_a_block_after_a_bom_or_with_crlf_is_honoured(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    job("first", "exit 1")
+    block = '# /// cidag\n# needs = ["first"]\n# ///\necho ran\n'
+    pytester.path.joinpath("cijobs/bom.sh").write_bytes(b"\xef\xbb\xbf" + block.encode())
+    pytester.path.joinpath("cijobs/crlf.sh").write_bytes(block.replace("\n", "\r\n").encode())
+    result = pytester.runpytest_subprocess("-n", n, "-rs")
+    result.assert_outcomes(failed=1, skipped=2)
+    result.stdout.fnmatch_lines_random(
+        ["SKIPPED*bom*upstream job 'first' failed*", "SKIPPED*crlf*upstream job 'first' failed*"]
+    )

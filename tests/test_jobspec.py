@@ -133,6 +133,15 @@ def test_empty_comment_lines_inside_the_block() -> None:
             3,
             f"job id '{B * 20}...' is 248 characters long",
         ),
+        # a line that looks like an opening but is not one: never ignored (F5)
+        (
+            "  # /// cidag\n# timeout = 1\n# ///\n",
+            1,
+            "'  # /// cidag' is not read as the start of a '# /// cidag' block",
+        ),
+        ("# /// CIDAG\n# timeout = 1\n# ///\n", 1, "'# /// CIDAG' is not read as the start of a '# /// cidag' block"),
+        ("# /// cidag # CI\n# timeout = 1\n# ///\n", 1, "'# /// cidag # CI' is not read as the start of a"),
+        ("echo\n\ufeff# /// cidag\n# timeout = 1\n# ///\n", 2, "'\\ufeff# /// cidag' is not read as the start of a"),
         # the size of a matrix (F11)
         (
             "# /// cidag\n# matrix = { a = [%s], b = [%s], c = [%s] }\n# ///\n"
@@ -191,3 +200,17 @@ def parse_error_for(path: Path, text: str) -> JobSpecError:
     with pytest.raises(JobSpecError) as excinfo:
         parse_text(text, path)
     return excinfo.value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff# /// cidag\n# timeout = 1\n# ///\n",
+        "#!/bin/sh\r\n# /// cidag\r\n# timeout = 1\r\n# ///\r\n",
+        "# /// cidag \t\n# timeout = 1 \n# /// \n",
+        "#///cidag\n# timeout = 1\n#///\n",
+    ],
+    ids=["utf8-bom", "crlf", "trailing-spaces", "no-spaces"],
+)
+def test_blocks_that_used_to_hide_are_honoured(text: str) -> None:
+    assert parse(text).timeout == 1.0

@@ -28,6 +28,9 @@ from typing import Any
 BLOCK_TYPE = "cidag"
 OPEN_RE = re.compile(r"^#\s*///\s*(?P<type>[A-Za-z0-9-]+)\s*$")
 CLOSE_RE = re.compile(r"^#\s*///\s*$")
+#: A line a reader takes for the opening of a cidag block (indented, upper case, text after
+#: it, a stray byte order mark): an error, so that no block is silently ignored.
+LOOKALIKE_RE = re.compile(r"^[\s\ufeff]*#+\s*///\s*cidag(?![A-Za-z0-9-])", re.IGNORECASE)
 
 #: Job names (and matrix values) must be usable in node ids, log file names and env vars.
 #: Matched with ``fullmatch`` (``$`` would let a trailing newline through).
@@ -99,6 +102,13 @@ def find_block(text: str, path: Path | str) -> Block | None:
     while i < len(lines):
         m = OPEN_RE.match(lines[i].rstrip())
         if not m or m.group("type") != BLOCK_TYPE:
+            if LOOKALIKE_RE.match(lines[i]):
+                raise JobSpecError(
+                    path,
+                    i + 1,
+                    f"{lines[i].rstrip()!r} is not read as the start of a '# /// {BLOCK_TYPE}' block: "
+                    f"write '# /// {BLOCK_TYPE}' alone on its line, unindented and in lower case",
+                )
             i += 1
             continue
         if found is not None:
@@ -206,8 +216,11 @@ def default_name(path: Path) -> str:
 
 
 def parse_text(text: str, path: Path) -> JobSpec:
-    """Parse a job file's text into a :class:`JobSpec`; raise :class:`JobSpecError`."""
-    block = find_block(text, path)
+    """Parse a job file's text into a :class:`JobSpec`; raise :class:`JobSpecError`.
+
+    A UTF-8 byte order mark at the start is skipped, as Python skips it before a PEP 723 block.
+    """
+    block = find_block(text.removeprefix("\ufeff"), path)
     if block is None:
         name = _check_name(default_name(path), path, 1, "file name")
         _check_id_length(name, {}, path, 1, "file name")
