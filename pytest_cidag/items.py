@@ -23,6 +23,7 @@ from pytest_cidag.core.jobspec import (
     JobSpecError,
     command_for,
     display_command,
+    is_under,
     parse_text,
 )
 from pytest_cidag.core.outputs import OutputClash, OutputError, needs_environ_of, parse_outputs
@@ -57,7 +58,7 @@ class JobFile(pytest.Collector):
             # stat before reading: a change after this point shows as a different stat
             seen = _stat_key(self.path.stat())
             data = self.path.read_bytes()
-            spec = parse_text(data.decode("utf-8", errors="replace"), self.path)
+            spec = parse_text(data.decode("utf-8", errors="replace"), self.path, root=self.config.rootpath)
         except JobSpecError as exc:
             raise self.CollectError(shown_path(exc.path, self.config) + f":{exc.line}: {exc.message}") from None
         except OSError as exc:
@@ -141,7 +142,8 @@ class JobItem(pytest.Item):
         output_path = run_dir / f"{self.job_id}{OUTPUTS_SUFFIX}"
         argv = self._check_file_unchanged()
         shown = display_command([*argv[:-1], shown_path(self.path, self.config)])
-        if self.spec.cwd and not cwd.is_dir():
+        # checked at collection too; a symlink made since could lead out
+        if self.spec.cwd and not (cwd.is_dir() and is_under(self.spec.cwd, rootpath)):
             raise JobFailed(f"the job's cwd {self.spec.cwd!r} is not a directory under the rootdir", None, [])
         output_path.unlink(missing_ok=True)  # a reused --cidag-run-dir must not leak old outputs
         timeout = self.effective_timeout()
@@ -259,7 +261,7 @@ class JobItem(pytest.Item):
         if not text.strip():
             raise JobFailed(f"the job file {shown} is empty", None, [])
         try:
-            now = parse_text(text.decode("utf-8", errors="replace"), self.path)
+            now = parse_text(text.decode("utf-8", errors="replace"), self.path)  # cwd: checked by runtest
         except JobSpecError as exc:
             message = f"the job file changed since collection: {shown}:{exc.line}: {exc.message}"
             raise JobFailed(message, None, []) from None

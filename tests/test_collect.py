@@ -139,6 +139,8 @@ BAD_INPUTS = {
         '  # /// cidag\n# needs = ["good"]\n# ///\n',
         "cijobs/indented.sh:1: '  # /// cidag' is not read as the start of a '# /// cidag' block*",
     ),
+    # F6: a working directory outside the rootdir
+    "up.sh": ('# /// cidag\n# cwd = "../.."\n# ///\n', "cijobs/up.sh:2: 'cwd' '../..' leads outside the rootdir*"),
     # F11: the legs are counted before they are made
     "wide.sh": (
         "# /// cidag\n# matrix = { a = [%s], b = [%s] }\n# ///\n" % ((", ".join(map(str, range(20))),) * 2),

@@ -214,3 +214,24 @@ def parse_error_for(path: Path, text: str) -> JobSpecError:
 )
 def test_blocks_that_used_to_hide_are_honoured(text: str) -> None:
     assert parse(text).timeout == 1.0
+
+
+@pytest.mark.parametrize("cwd", ["../..", "..", "web/../..", "out", "out/x", "web/up"])
+def test_cwd_outside_the_rootdir_is_an_error(tmp_path: Path, cwd: str) -> None:
+    (tmp_path / "root/web").mkdir(parents=True)
+    (tmp_path / "root/out").symlink_to(tmp_path)
+    (tmp_path / "root/web/up").symlink_to("../..")
+    with pytest.raises(JobSpecError) as excinfo:
+        parse_text(f'# /// cidag\n# cwd = "{cwd}"\n# ///\n', P, root=tmp_path / "root")
+    assert excinfo.value.line == 2
+    assert (
+        excinfo.value.message
+        == f"'cwd' {cwd!r} leads outside the rootdir (symlinks followed): name a directory under it"
+    )
+
+
+@pytest.mark.parametrize("cwd", [".", "web", "web/../web", "missing/later", "in"])
+def test_cwd_under_the_rootdir_is_fine(tmp_path: Path, cwd: str) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "in").symlink_to("web")
+    assert parse_text(f'# /// cidag\n# cwd = "{cwd}"\n# ///\n', P, root=tmp_path).cwd == cwd

@@ -228,6 +228,21 @@ def test_job_file_removed_after_collection(pytester: pytest.Pytester, job: JobWr
     )
 
 
+def test_cwd_made_a_symlink_out_of_the_rootdir_after_collection(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("escape", "pwd > where.txt", cwd='"web"')  # web does not exist yet: fine at collection
+    pytester.makeconftest(
+        """
+        import pathlib
+        def pytest_collection_finish(session):
+            (session.config.rootpath / "web").symlink_to(session.config.rootpath.parent)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["job 'escape' failed: the job's cwd 'web' is not a directory under the rootdir"])
+    assert not (pytester.path.parent / "where.txt").exists()
+
+
 def test_missing_interpreter_is_a_clear_failure(pytester: pytest.Pytester, job: JobWriter) -> None:
     job("ghost", "true", shebang="/no/such/interpreter")
     job("fine", "true")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import os
 import re
 import shlex
 import tomllib
@@ -215,8 +216,10 @@ def default_name(path: Path) -> str:
     return path.name[: -len(".sh")] if path.name.endswith(".sh") else path.name
 
 
-def parse_text(text: str, path: Path) -> JobSpec:
+def parse_text(text: str, path: Path, *, root: Path | None = None) -> JobSpec:
     """Parse a job file's text into a :class:`JobSpec`; raise :class:`JobSpecError`.
+
+    With ``root`` (the rootdir), ``cwd`` must resolve (symlinks followed) to a path under it.
 
     A UTF-8 byte order mark at the start is skipped, as Python skips it before a PEP 723 block.
     """
@@ -239,13 +242,19 @@ def parse_text(text: str, path: Path) -> JobSpec:
             filled = [i for i, text in enumerate(block.lines) if text.strip()]
             line = block.start + 1 + filled[-1] if filled else block.end
         raise JobSpecError(path, line, f"invalid TOML in the '{BLOCK_TYPE}' block: {msg}") from None
-    return _validate(data, block, path)
+    return _validate(data, block, path, root)
 
 
-def parse_file(path: Path) -> JobSpec:
+def parse_file(path: Path, *, root: Path | None = None) -> JobSpec:
     """Read and parse ``path``. Undecodable bytes are replaced, not fatal."""
     text = path.read_bytes().decode("utf-8", errors="replace")
-    return parse_text(text, path)
+    return parse_text(text, path, root=root)
+
+
+def is_under(cwd: str, root: Path) -> bool:
+    """Whether ``root / cwd`` resolves (symlinks followed, missing parts kept) to ``root`` or below."""
+    real_root = os.path.realpath(root)
+    return Path(os.path.realpath(root / cwd)).is_relative_to(real_root)
 
 
 def _check_name(name: str, path: Path, line: int, what: str) -> str:
@@ -273,7 +282,7 @@ def _check_id_length(name: str, matrix: Mapping[str, Sequence[str]], path: Path,
         )
 
 
-def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
+def _validate(data: dict[str, Any], block: Block, path: Path, root: Path | None) -> JobSpec:
     def err(key: str, message: str) -> JobSpecError:
         return JobSpecError(path, _key_line(block, key), message)
 
@@ -405,6 +414,8 @@ def _validate(data: dict[str, Any], block: Block, path: Path) -> JobSpec:
             raise err("cwd", f"'cwd' {cwd!r} holds a NUL character, which no path can hold")
         if Path(cwd).is_absolute():
             raise err("cwd", f"'cwd' must be relative to the rootdir, got the absolute path {cwd!r}")
+        if root is not None and not is_under(cwd, root):
+            raise err("cwd", f"'cwd' {cwd!r} leads outside the rootdir (symlinks followed): name a directory under it")
         kwargs["cwd"] = cwd
 
     if "nice" in data:
