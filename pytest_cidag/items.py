@@ -48,10 +48,17 @@ class JobFile(pytest.Collector):
     uncollectable; the job graph needs every job of a job file.
     """
 
+    #: The path under its job directory, which names it in node ids and reports (``path``,
+    #: the path it was reached by, differs when the command line named a symlink's target).
+    job_path: Path
+
     @classmethod
-    def for_path(cls, parent: pytest.Collector | pytest.Session, path: Path) -> JobFile:
-        rel = os.path.relpath(path, parent.config.rootpath).replace(os.sep, "/")
-        return cls.from_parent(parent, name=path.name, path=path, nodeid=rel)
+    def for_path(cls, parent: pytest.Collector | pytest.Session, path: Path, job_path: Path | None = None) -> JobFile:
+        job_path = job_path or path
+        rel = os.path.relpath(job_path, parent.config.rootpath).replace(os.sep, "/")
+        collector = cls.from_parent(parent, name=job_path.name, path=path, nodeid=rel)
+        collector.job_path = job_path
+        return collector
 
     def collect(self) -> Iterator[JobItem]:
         try:
@@ -74,6 +81,15 @@ class JobFile(pytest.Collector):
             item.checked = checked
             _apply_markers(item, spec)
             yield item
+
+
+class DirectoryLoop(pytest.Directory):
+    """A directory in a job directory that is a symlink to itself or above: an error."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        shown = shown_path(self.path, self.config)
+        target = str(self.path.readlink()) if self.path.is_symlink() else "?"
+        raise self.CollectError(f"{shown}: a directory loop (a symlink to {target!r}, which holds it): remove the link")
 
 
 def _apply_markers(item: JobItem, spec: JobSpec) -> None:
@@ -296,7 +312,9 @@ class JobItem(pytest.Item):
         # (teamcity-messages' metainfo, which PyCharm re-runs by). "job." stands where a
         # class would; a bare name would show as 'a::b' in pytest's -v line when it has a
         # dot (pytest reads one as a Python scope). The line is 0-based, as pytest's own.
-        return self.path, self.spec.line - 1, f"job.{self.job_id}"
+        job_file = self.parent
+        path = job_file.job_path if isinstance(job_file, JobFile) else self.path
+        return path, self.spec.line - 1, f"job.{self.job_id}"
 
 
 #: Longest output line shown in a failure report; the log keeps it whole.

@@ -37,13 +37,35 @@ def in_helper_dir(path: Path, job_dir: Path) -> bool:
     return any(part.startswith(("_", ".")) for part in path.relative_to(job_dir).parts[:-1])
 
 
+def is_loop(directory: Path) -> bool:
+    """A directory that is (through a symlink) itself or one of its own ancestors: following
+    it would walk the same files again, deeper each time."""
+    real = os.path.realpath(directory)
+    above = os.path.realpath(directory.parent)
+    return above == real or above.startswith(real.rstrip(os.sep) + os.sep)
+
+
 def iter_job_files(config: pytest.Config, directory: Path) -> Iterator[Path]:
-    """Job files below ``directory`` (hidden and ``_`` directories skipped)."""
+    """Job files below ``directory``, by the paths pytest reaches them by: symlinked
+    directories followed (loops not), hidden and ``_`` directories skipped."""
     if not directory.is_dir():
         return
-    for path in sorted(directory.rglob("*")):
-        if not in_helper_dir(path, directory) and path.is_file() and is_job_file(path, config):
-            yield path
+    found: list[Path] = []
+    for top, dirs, files in os.walk(directory, followlinks=True):
+        here = Path(top)
+        dirs[:] = [d for d in dirs if not d.startswith(("_", ".")) and not is_loop(here / d)]
+        found.extend(p for p in (here / f for f in files) if p.is_file() and is_job_file(p, config))
+    yield from sorted(found)
+
+
+def by_real_path(config: pytest.Config, directories: Iterable[Path]) -> dict[str, Path]:
+    """Each job file's real path (symlinks resolved) -> the first path under a job
+    directory that reaches it."""
+    index: dict[str, Path] = {}
+    for directory in directories:
+        for path in iter_job_files(config, directory):
+            index.setdefault(os.path.realpath(path), path)
+    return index
 
 
 def scan_job_dirs(config: pytest.Config, directories: Iterable[Path], *, register: bool) -> dict[str, Path]:

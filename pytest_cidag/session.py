@@ -10,6 +10,7 @@ files items and run them.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from pytest_cidag.core.reaper import Reaper
 from pytest_cidag.core.settings import RUNS_DIR, RunClaim, Settings, latest_run, new_run_name
 from pytest_cidag.core.status import Status
 from pytest_cidag.dependency import DependencyBridge
-from pytest_cidag.items import JobFailed, JobFile, JobItem
-from pytest_cidag.jobfiles import in_helper_dir, is_job_file, scan_job_dirs, shown_path
+from pytest_cidag.items import DirectoryLoop, JobFailed, JobFile, JobItem
+from pytest_cidag.jobfiles import by_real_path, in_helper_dir, is_job_file, is_loop, scan_job_dirs, shown_path
 from pytest_cidag.keys import OUTCOMES_KEY, REAPER_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
 from pytest_cidag.outcomes import OutcomeRecorder
 from pytest_cidag.persistence import CachePersistence
@@ -53,7 +54,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
     workerinput = getattr(config, "workerinput", None)
     run_dir_arg = config.getoption("cidag_run_dir") or config.getini("cidag_run_dir")
     previous = latest_run(rootpath)
-    job_paths = tuple((rootpath / p).resolve() for p in config.getini("cidag_paths"))
+    # as written, not resolved: a symlinked job directory keeps its path in node ids (README)
+    job_paths = tuple(Path(os.path.normpath(rootpath / p)) for p in config.getini("cidag_paths"))
     reaches = reaches_jobs(config, job_paths)
     if workerinput is not None and "cidag_run_dir" in workerinput:  # as the controller decided
         reaches = bool(workerinput["cidag_reaches_jobs"])
@@ -133,9 +135,10 @@ def reaches_jobs(config: pytest.Config, job_paths: tuple[Path, ...]) -> bool:
     if config.option.cidag_graph:
         return True
     here = config.invocation_params.dir
+    real_dirs = [d.resolve() for d in job_paths]
     for arg in config.args:
         path = (here / str(arg).split("::", 1)[0]).resolve()
-        if any(path == d or path.is_relative_to(d) or d.is_relative_to(path) for d in job_paths):
+        if any(path == d or path.is_relative_to(d) or d.is_relative_to(path) for d in real_dirs):
             return True
         if path.is_file() and path.suffix != ".py":
             return True
@@ -156,6 +159,10 @@ class JobsPlugin:
         #: This run's hold on its run directory (the scheduling process only), from the
         #: moment the run is known to run jobs until it ends.
         self.claim: RunClaim | None = None
+        #: job files' real paths -> their paths under the job directories, made when needed
+        self._by_real_path: dict[str, Path] | None = None
+        #: node ids of the job files collected so far: a file reached twice is collected once
+        self._collected: set[str] = set()
 
     def wind_down(self, on_second: Callable[[int], None] | None = None) -> None:
         """The run has jobs: SIGTERM and SIGHUP now wind pytest down as Ctrl-C does, so a
@@ -209,6 +216,14 @@ class JobsPlugin:
             self.claim = None
             self.settings.prune()
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        # tryfirst: before pytest's Dir and Package, which would walk a loop 40 levels deep
+        job_dir = next((p for p in self.settings.job_paths if path.is_relative_to(p) and path != p), None)
+        if job_dir is not None and is_loop(path):
+            return DirectoryLoop.from_parent(parent, path=path)
+        return None
+
     @pytest.hookimpl
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> JobFile | None:
         settings = self.settings
@@ -220,7 +235,18 @@ class JobsPlugin:
             return None
         if not in_job_dir and file_path.suffix == ".py":
             return None  # an explicitly named Python file is pytest's, not ours
-        return JobFile.for_path(parent, file_path)
+        # A job directory's file named by another path (a symlink's target) is that job.
+        canonical = file_path if in_job_dir else self._job_dir_path(file_path)
+        collector = JobFile.for_path(parent, file_path, canonical)
+        if collector.nodeid in self._collected and not self.config.getoption("keepduplicates"):
+            return None
+        self._collected.add(collector.nodeid)
+        return collector
+
+    def _job_dir_path(self, file_path: Path) -> Path:
+        if self._by_real_path is None:
+            self._by_real_path = by_real_path(self.config, self.settings.job_paths)
+        return self._by_real_path.get(os.path.realpath(file_path), file_path)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
-FILE_RE = re.compile(r"^`(?P<path>[^`]+)`\n```(?:sh|python)\n(?P<body>.*?)```", re.M | re.S)
+#: A file of the entry's project; a ``symlink`` block is a symbolic link to the path it holds.
+FILE_RE = re.compile(r"^`(?P<path>[^`]+)`\n```(?P<kind>sh|python|symlink)\n(?P<body>.*?)```", re.M | re.S)
 COMMAND_RE = re.compile(r"^`(?P<command>pytest[^`]*)`\n```text\n(?P<lines>.*?)```", re.M | re.S)
 
 
@@ -23,6 +24,7 @@ NOT_RUN = "Not run by the catalogue"
 class Entry:
     title: str
     files: dict[str, str]
+    links: dict[str, str]
     args: list[str]
     expected: list[str]
     runs_here: bool = True
@@ -32,11 +34,12 @@ def entries() -> list[Entry]:
     out = []
     for section in DOC.read_text().split("\n### ")[1:]:
         title, _, rest = section.partition("\n")
-        files = {m["path"]: m["body"] for m in FILE_RE.finditer(rest)}
+        files = {m["path"]: m["body"] for m in FILE_RE.finditer(rest) if m["kind"] != "symlink"}
+        links = {m["path"]: m["body"].strip() for m in FILE_RE.finditer(rest) if m["kind"] == "symlink"}
         command = COMMAND_RE.search(rest)
         assert command is not None, f"entry {title!r} has no command"
         args, expected = shlex.split(command["command"])[1:], command["lines"].splitlines()
-        out.append(Entry(title, files, args, expected, runs_here=NOT_RUN not in rest))
+        out.append(Entry(title, files, links, args, expected, runs_here=NOT_RUN not in rest))
     return out
 
 
@@ -58,6 +61,8 @@ def test_documented_message(pytester: pytest.Pytester, entry: Entry) -> None:
         target = pytester.path / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body)
+    for path, to in entry.links.items():
+        pytester.path.joinpath(path).symlink_to(to)
     # a real process: the messages are what a user sees from the command line
     result = pytester.runpytest_subprocess(*entry.args)
     # argparse names the program as it was started: `pytest` for a user, `python -m pytest` here

@@ -175,3 +175,58 @@ def test_a_block_after_a_bom_or_with_crlf_is_honoured(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines_random(
         ["SKIPPED*bom*upstream job 'first' failed*", "SKIPPED*crlf*upstream job 'first' failed*"]
     )
+
+
+def _symlinked_job_dir(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """``cijobs`` is a symlink to ``realjobs``, where ``y`` needs ``x``."""
+    job("x", "true", directory="realjobs")
+    job("y", "true", directory="realjobs", needs='["x"]')
+    pytester.path.joinpath("cijobs").symlink_to("realjobs")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["cijobs"], ["cijobs/y.sh"], ["cijobs/y.sh::y"], ["realjobs/y.sh"], ["realjobs/x.sh", "cijobs"], ["-k", "y"]],
+    ids=["rootdir", "dir", "file", "node-id", "target-file", "target-and-dir", "k"],
+)
+def test_a_symlinked_job_directory_keeps_its_path_in_node_ids(
+    pytester: pytest.Pytester, job: JobWriter, args: list[str]
+) -> None:
+    _symlinked_job_dir(pytester, job)
+    result = pytester.runpytest(*args, "-v", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["cijobs/x.sh::x PASSED*", "cijobs/y.sh::y PASSED*"])
+    assert "realjobs" not in result.stdout.str()
+    result.assert_outcomes(passed=2)
+
+
+def test_a_symlinked_job_directory_at_n_2(pytester: pytest.Pytester, job: JobWriter) -> None:
+    _symlinked_job_dir(pytester, job)
+    result = pytester.runpytest_subprocess("cijobs/y.sh", "-n", "2", "-v")
+    result.stdout.fnmatch_lines_random(["*PASSED cijobs/x.sh::x*", "*PASSED cijobs/y.sh::y*"])
+    assert "realjobs" not in result.stdout.str()
+    result.assert_outcomes(passed=2)
+
+
+def test_a_symlinked_job_file_is_named_by_its_link(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("real", "true", directory="scripts")
+    pytester.path.joinpath("cijobs").mkdir()
+    pytester.path.joinpath("cijobs/link.sh").symlink_to("../scripts/real.sh")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["cijobs/link.sh::link", "1 test collected*"])
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_a_directory_loop_is_an_error(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    job("ok", "true")
+    job("deep", "true", directory="cijobs/a")
+    pytester.path.joinpath("cijobs/sub").symlink_to(".")
+    pytester.path.joinpath("cijobs/a/up").symlink_to("..")
+    result = pytester.runpytest_subprocess("-n", n, "cijobs")
+    result.stdout.fnmatch_lines_random(
+        [
+            "cijobs/sub: a directory loop (a symlink to '.', which holds it): remove the link*",
+            "cijobs/a/up: a directory loop (a symlink to '..', which holds it): remove the link*",
+        ]
+    )
+    assert "two jobs are named" not in result.stdout.str() + result.stderr.str()
+    assert result.stdout.str().count("ERROR collecting") == 2
