@@ -18,7 +18,7 @@ LATEST = "latest"
 class Settings:
     """Everything the plugin needs, resolved once in ``pytest_configure``."""
 
-    job_paths: tuple[Path, ...]  # absolute job directories
+    job_paths: tuple[Path, ...]  # absolute job directories, symlinks not resolved (they name node ids)
     run_dir: Path  # this run's directory (created on first use)
     default_run_dir: bool  # under .cidag/runs, so "latest" points at it and old runs are pruned
     kill_grace: float
