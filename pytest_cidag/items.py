@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -26,7 +27,14 @@ from pytest_cidag.core.jobspec import (
     is_under,
     parse_text,
 )
-from pytest_cidag.core.outputs import OutputClash, OutputError, needs_environ_of, parse_outputs
+from pytest_cidag.core.outputs import (
+    NeedsEnviron,
+    OutputClash,
+    OutputError,
+    OutputLimit,
+    needs_environ_of,
+    parse_outputs,
+)
 from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
 from pytest_cidag.keys import REAPER_KEY, RESULT_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
@@ -128,6 +136,8 @@ class JobItem(pytest.Item):
         self.spec = leg.spec
         #: (the file's stat key, its argv) as collected, or None to check the file in full
         self.checked: tuple[tuple[int, ...], list[str]] | None = None
+        #: The outputs of what it needs, as its last run got them
+        self.needs_environ = NeedsEnviron()
 
     @property
     def job_id(self) -> str:
@@ -208,11 +218,13 @@ class JobItem(pytest.Item):
         run = self.config.stash.get(RUN_KEY, None)
         if run is not None and run.graph is not None:
             try:
-                env.update(
-                    needs_environ_of(run.graph, self.nodeid, run.run_keys, settings.run_dir, settings.previous_run_dir)
+                needs = needs_environ_of(
+                    run.graph, self.nodeid, run.in_run(), settings.run_dir, settings.previous_run_dir
                 )
             except OutputClash as exc:  # a message for the user, not a traceback
                 raise JobFailed(str(exc), None, []) from None
+            env.update(needs.variables)
+            self.needs_environ = needs
         worker = self.config.stash.get(WORKER_KEY, None)
         if worker is not None:
             env[worker.tag_variable] = "1"
@@ -227,6 +239,9 @@ class JobItem(pytest.Item):
         try:
             return proc.run()
         except OSError as exc:
+            if exc.errno == errno.E2BIG and self.needs_environ.outputs:
+                # What it needs handed it more than Linux lets a process start with: say what.
+                raise JobFailed(self.needs_environ.too_big(exc), None, [f"command:  {shown}"]) from None
             raise JobFailed(f"could not start: {exc}", None, [f"command:  {shown}"]) from None
         finally:
             if worker is not None:
@@ -248,7 +263,9 @@ class JobItem(pytest.Item):
         if result.returncode != 0:
             raise JobFailed(result.describe_exit(), result, details)
         try:
-            parse_outputs(output_path)
+            parse_outputs(output_path, self.job_id)
+        except OutputLimit as exc:
+            raise JobFailed(exc.describe(shown_path(exc.path, self.config)), result, details) from None
         except OutputError as exc:
             where = f"{shown_path(exc.path, self.config)}:{exc.line}"
             raise JobFailed(f"malformed output at {where}: {exc.message}", result, details) from None

@@ -32,3 +32,13 @@ class RunGraph:
     deselected_count: int = 0
     #: On a worker: the graph could not be built (the controller stops the run with it).
     graph_error: str | None = None
+    _in_run: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _in_run_of: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def in_run(self) -> frozenset[str]:
+        """``run_keys`` as a set, built once per list assigned to ``run_keys`` (assign a new
+        list, never change it in place). Per-job lookups use it: building it for each job
+        made a run quadratic in its size."""
+        if self._in_run_of is not self.run_keys:
+            self._in_run, self._in_run_of = frozenset(self.run_keys), self.run_keys
+        return self._in_run
