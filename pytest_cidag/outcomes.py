@@ -65,7 +65,7 @@ class OutcomeRecorder:
         """Why ``key`` must not run (recorded as blocked), or None when all it needs passed."""
         graph = self.run.graph
         assert graph is not None
-        in_run = set(self.run.run_keys)
+        in_run = self.run.in_run()
         # --cidag-no-deps: a need outside the selection counts as satisfied
         needs = [n for n in graph.needs[key] if n in in_run]
 

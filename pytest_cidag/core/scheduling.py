@@ -129,6 +129,8 @@ class DagScheduling:
             skipped through pytest's own protocol (as without xdist: every hook an item
             passes through, for every consumer that listens in a worker), without resources.
         blocked: every key blocked so far.
+        dependents: key -> the keys in the run that need it directly, in run order (built
+            once: scanning the run for each finished key made a run quadratic).
         ready: the keys whose needs all passed, not yet dispatched, and the resources
             running keys hold (:class:`~pytest_cidag.core.ready.ReadyQueue`).
         running: worker -> the key it runs (at most one per worker).
@@ -153,6 +155,7 @@ class DagScheduling:
         self.plan = plan
         self.collection: list[str] = []
         self.index: dict[str, int] = {}
+        self.dependents: dict[str, list[str]] = {}
         self.tick_index = -1
         self.waiting: set[str] = set()
         self.ready = ReadyQueue({}, {})
@@ -415,6 +418,9 @@ class DagScheduling:
         self.tick_index = self.index[plan.tick]
         self.ready = ReadyQueue(priorities(plan), plan.resources)
         for key in plan.run_keys:
+            for need in plan.graph.needs.get(key, ()):
+                self.dependents.setdefault(need, []).append(key)
+        for key in plan.run_keys:
             if self._needs(key):
                 self.waiting.add(key)
             else:
@@ -452,8 +458,7 @@ class DagScheduling:
                 self._settle(dep)
 
     def _dependents(self, key: str) -> list[str]:
-        dependents = set(self.plan.graph.dependents.get(key, ()))
-        return [k for k in self.plan.run_keys if k in dependents]
+        return self.dependents.get(key, [])
 
     def _settle(self, key: str) -> None:
         """``key`` waits: once everything it needs has ended, it is ready (all passed) or
