@@ -1,13 +1,17 @@
 """The cost per job must not grow with the size of the run: no per-job step may walk
-every key of the run. Counted, not timed: how often the run's list of keys is iterated."""
+every key of the run or the graph. Counted, not timed: how often the run's keys or the
+graph are walked."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from pytest_cidag.core import graph as graph_module
 from pytest_cidag.core.graph import JobGraph, Node
 from pytest_cidag.core.plan import DagPlan
 from pytest_cidag.core.scheduling import DagScheduling
@@ -93,3 +97,27 @@ def test_a_run_walks_its_keys_a_bounded_number_of_times(pytester: pytest.Pyteste
     result = pytester.runpytest("-n", "0", "-p", "no:randomly")  # in this process: CountingKeys is this one
     result.assert_outcomes(passed=jobs)
     assert 0 <= CountingKeys.walks <= WHOLE_RUN_WALKS, f"{CountingKeys.walks} walks over {jobs} keys"
+
+
+def test_a_failure_that_blocks_many_is_recorded_in_one_walk(
+    pytester: pytest.Pytester, job: JobWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a failure held back (for --lf) is found in one walk down the graph, not in a
+    walk up from each blocked job (quadratic when one early failure blocks the whole run)."""
+    jobs = 30
+    job("j00", "exit 1")
+    for i in range(1, jobs):
+        job(f"j{i:02d}", "true", needs=f'["j{i - 1:02d}"]')
+    walks = 0
+    real = graph_module._reach
+
+    def counting(*args: Any, **kwargs: Any) -> set[str]:
+        nonlocal walks
+        walks += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(graph_module, "_reach", counting)
+    result = pytester.runpytest("-n", "0", "-p", "no:randomly")
+    result.assert_outcomes(failed=1, skipped=jobs - 1)
+    assert 0 < walks <= WHOLE_RUN_WALKS, f"{walks} walks of the graph for {jobs} jobs"
+    assert "j29" in json.loads((pytester.path / ".pytest_cache/v/cidag/blocked").read_text())[-1]
