@@ -43,6 +43,11 @@ def entries() -> list[Entry]:
     return out
 
 
+def entry(title: str) -> Entry:
+    """The entry titled ``title``: a test that checks an entry's lines takes them from here."""
+    return next(e for e in entries() if e.title == title)
+
+
 def test_the_catalogue_is_complete() -> None:
     titles = {e.title for e in entries()}
     assert len(titles) >= 20

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import JobWriter
 from tests.helpers import alive, read_pids
-from tests.test_catalogue import Entry, entries
+from tests.test_catalogue import entry
 
 Mount = Callable[..., Path]
 
@@ -56,10 +56,6 @@ def fill(directory: Path) -> None:
                 f.flush()
         except OSError as exc:
             assert exc.errno == 28, exc  # ENOSPC
-
-
-def entry(title: str) -> Entry:
-    return next(e for e in entries() if e.title == title)
 
 
 XDIST = pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import JobWriter
 from tests.helpers import PROC_MISSING, alive, read_pids
+from tests.test_catalogue import entry
 
 pytestmark = pytest.mark.skipif(PROC_MISSING, reason="the reaper finds a job's processes in /proc")
 
@@ -151,7 +152,7 @@ def test_sigkill_of_pytest_leaves_no_job_process(
     assert _survivors(pids) == []
     if whole_group:  # (a controller killed alone leaves its workers to end the jobs)
         # The reaper writes the line once the job's processes are gone: wait for it.
-        trailer = "[cidag] job killed: the pytest process running it died\n"
+        trailer = entry("pytest killed while jobs run").expected[0] + "\n"
         for name in names:
             log_path = pids_file.parent / f"{name}.log"
             deadline = time.monotonic() + PATIENCE
@@ -167,9 +168,6 @@ def test_a_reaper_that_cannot_start_is_reported_and_the_jobs_still_run(
     monkeypatch.setattr(sys, "executable", str(pytester.path / "no-such-python"))
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "cidag: could not start the reaper (*no-such-python: *No such file or directory*): "
-            "had pytest been killed, its running jobs would have survived it"
-        ]
-    )
+    [line] = entry("A reaper that cannot start").expected
+    result.stdout.fnmatch_lines([line])
+    assert "no-such-python: [Errno 2] No such file or directory" in result.stdout.str()
