@@ -183,12 +183,14 @@ def test_a_run_in_progress_is_never_pruned(pytester: pytest.Pytester, job: JobWr
     job("waiter", WAITER)
     job("quick", "echo quick")
     first = spawn(pytester, "-k", "waiter", *xdist)
-    wait_for(pytester.path / "started", first)
-    runs = pytester.path / ".cidag" / "runs"
-    [first_run] = [p for p in runs.iterdir() if p.name[0].isdigit()]
-    pytester.runpytest("-k", "quick", *xdist).assert_outcomes(passed=1)  # keeps 1: its own
-    assert first_run.is_dir()
-    (pytester.path / "go").touch()
+    try:
+        wait_for(pytester.path / "started", first)
+        runs = pytester.path / ".cidag" / "runs"
+        [first_run] = [p for p in runs.iterdir() if p.name[0].isdigit()]
+        pytester.runpytest("-k", "quick", *xdist).assert_outcomes(passed=1)  # keeps 1: its own
+        assert first_run.is_dir()
+    finally:  # whatever failed, the waiter ends: no process outlives the test
+        (pytester.path / "go").touch()
     out, _ = first.communicate(timeout=120)
     assert first.returncode == 0, out.decode()
     assert (first_run / "waiter.log").read_text() == "started\ndone\n"
