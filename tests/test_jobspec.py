@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,16 @@ def test_empty_comment_lines_inside_the_block() -> None:
     ("text", "line", "message"),
     [
         ('# /// cidag\n# neds = ["a"]\n# ///\n', 2, "unknown key 'neds' (did you mean 'needs'?)"),
+        ('# /// cidag\n# timeout = 5\n# inputs = "src"\n# ///\n', 3, "'inputs' must be an array of strings"),
+        (
+            '# /// cidag\n# inputs = ["src/**", "/etc/passwd"]\n# ///\n',
+            2,
+            "'inputs' pattern '/etc/passwd' is an absolute path: patterns are relative to the rootdir",
+        ),
+        ('# /// cidag\n# inputs = ["!../x"]\n# ///\n', 2, "'inputs' pattern '!../x' leads outside the rootdir"),
+        ('# /// cidag\n# outputs = ["dist/../../x"]\n# ///\n', 2, "'outputs' pattern 'dist/../../x' leads outside"),
+        ('# /// cidag\n# outputs = [""]\n# ///\n', 2, "'outputs' pattern '' is empty"),
+        ('# /// cidag\n# env_inputs = ["A-B"]\n# ///\n', 2, "'env_inputs' name 'A-B' is not a valid environment"),
         ("#!/bin/sh\n# /// cidag\n# timeout = 5\n# ///\n# /// cidag\n# ///\n", 5, "a second '# /// cidag' block"),
         ("# /// cidag\n# timeout = 5\n", 1, "block is not closed: add a line '# ///'"),
         ("# /// cidag\n# timeout = 5\necho hi\n# ///\n", 3, "opened at line 1 is not closed before this line"),
@@ -235,3 +246,24 @@ def test_cwd_under_the_rootdir_is_fine(tmp_path: Path, cwd: str) -> None:
     (tmp_path / "web").mkdir()
     (tmp_path / "in").symlink_to("web")
     assert parse_text(f'# /// cidag\n# cwd = "{cwd}"\n# ///\n', P, root=tmp_path).cwd == cwd
+
+
+def test_cache_keys_of_the_block() -> None:
+    spec = parse(
+        '# /// cidag\n# inputs = ["src/**/*.py", "!src/**/test_*.py"]\n# outputs = ["dist/*.whl"]\n'
+        '# env_inputs = ["PY", "PY"]\n# ///\n'
+    )
+    assert spec.cacheable
+    assert spec.inputs == ("src/**/*.py", "!src/**/test_*.py")
+    assert spec.outputs == ("dist/*.whl",)
+    assert spec.env_inputs == ("PY",)
+    assert parse("# /// cidag\n# inputs = []\n# ///\n").cacheable  # its script, block and needs alone
+    assert not parse("# /// cidag\n# timeout = 5\n# ///\n").cacheable
+
+
+def test_block_data_is_plain_and_leaves_out_where_the_file_is() -> None:
+    data = parse('# /// cidag\n# env = { B = "2", A = "1" }\n# matrix = { py = ["3.11"] }\n# ///\n').block_data()
+    assert "path" not in data and "line" not in data
+    assert data["env"] == {"A": "1", "B": "2"} and list(data["env"]) == ["A", "B"]
+    assert data["matrix"] == {"py": ["3.11"]}
+    assert json.dumps(data, sort_keys=True)  # JSON-able: it becomes part of a cache key

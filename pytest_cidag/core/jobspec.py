@@ -22,7 +22,7 @@ import re
 import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,9 @@ KEYS: dict[str, str] = {
     "cwd": "working directory, relative to the rootdir",
     "nice": "niceness (-20..19) the job runs with",
     "resources": "named resources; jobs holding a common one never run at the same time",
+    "inputs": "gitignore-style globs of the files the job reads; with it, a pass is cached",
+    "outputs": "globs of the files the job makes, stored with a cached pass and restored on a hit",
+    "env_inputs": "names of environment variables whose values are part of the cache key",
 }
 
 
@@ -182,7 +185,22 @@ class JobSpec:
     cwd: str | None = None
     nice: int = 0
     resources: tuple[str, ...] = ()
+    #: None: never cached; () caches on the script, block and needs alone
+    inputs: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] = ()
+    env_inputs: tuple[str, ...] = ()
     line: int = 1
+
+    @property
+    def cacheable(self) -> bool:
+        return self.inputs is not None
+
+    def block_data(self) -> dict[str, Any]:
+        """The resolved block, as plain data (part of a cache key): every field but where it is."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "line")}
+        data["env"] = dict(sorted(self.env.items()))
+        data["matrix"] = {k: list(v) for k, v in self.matrix.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     def legs(self) -> list[JobLeg]:
         """The runnable instances: one per matrix combination, or one when there is no matrix."""
@@ -431,6 +449,26 @@ def _validate(data: dict[str, Any], block: Block, path: Path, root: Path | None)
                 raise err("resources", f"resource {res!r} must be a non-empty name without surrounding spaces")
         kwargs["resources"] = tuple(dict.fromkeys(resources))
 
+    for key in ("inputs", "outputs"):
+        if key in data:
+            patterns = str_list(key, data[key])
+            for pattern in patterns:
+                problem = _pattern_problem(pattern)
+                if problem:
+                    raise err(key, f"'{key}' pattern {pattern!r} {problem}")
+            kwargs[key] = patterns
+
+    if "env_inputs" in data:
+        names = str_list("env_inputs", data["env_inputs"])
+        for env_name in names:
+            if not ENV_NAME_RE.fullmatch(env_name):
+                raise err(
+                    "env_inputs",
+                    f"'env_inputs' name {env_name!r} is not a valid environment variable name: "
+                    "use letters, digits and _ (not starting with a digit)",
+                )
+        kwargs["env_inputs"] = tuple(dict.fromkeys(names))
+
     # the longest leg id names files: blame the matrix if there is one, else the name
     if "matrix" in kwargs:
         line, fix = _key_line(block, "matrix"), "name or the matrix values"
@@ -438,6 +476,21 @@ def _validate(data: dict[str, Any], block: Block, path: Path, root: Path | None)
         line, fix = (_key_line(block, "name"), "name") if "name" in data else (1, "file name")
     _check_id_length(kwargs["name"], kwargs.get("matrix", {}), path, line, fix)
     return JobSpec(path=path, line=block.start, **kwargs)
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    """What is wrong with an ``inputs``/``outputs`` glob, or None. Globs are relative to the
+    rootdir and stay under it; ``!`` in front excludes."""
+    bare = pattern.removeprefix("!")
+    if not bare.strip():
+        return "is empty"
+    if "\0" in bare:
+        return "holds a NUL character, which no path can hold"
+    if bare.startswith("/") or (len(bare) > 1 and bare[1] == ":"):
+        return f"is an absolute path: patterns are relative to the rootdir (write {bare.lstrip('/')!r})"
+    if ".." in bare.replace("\\", "/").split("/"):
+        return "leads outside the rootdir ('..'): name files under the rootdir"
+    return None
 
 
 def _tomlish(v: object) -> str:
