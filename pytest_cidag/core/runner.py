@@ -499,16 +499,10 @@ class JobProcess:
             try:
                 wait_for_exit(proc, remaining)
             except subprocess.TimeoutExpired:
-                if not timed_out and _exiting(proc.pid):
+                # "Timeout" only when the runner kills the job: the same rule at every -n.
+                if not timed_out and not _term_if_running(proc.pid):
                     proc.wait()  # it ended by itself after the deadline's check: not a timeout
                     return False
-                if not timed_out:
-                    # "Timeout" only when the runner kills the job: its main process had not
-                    # begun to exit when it got the TERM (sent at once after the check; a TERM
-                    # reaching a process that is exiting changes nothing). The same rule at
-                    # every -n; before, the scan for the tree's processes came in between.
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(proc.pid, signal.SIGTERM)
                 timed_out = True
                 self._kill()
                 continue
@@ -598,18 +592,41 @@ def append_trailer(path: Path, text: str) -> None:
         _trailer(log, text)
 
 
-#: /proc/<pid>/stat's flag of a process in exit(): its exit status is decided.
-_PF_EXITING = 0x4
+#: How long a stop may take to show: a process in uninterruptible sleep (a hung disk) stops
+#: only when it leaves it; past this it is taken as running.
+_STOP_PATIENCE = 1.0
 
 
-def _exiting(pid: int) -> bool:
-    """The process has begun to exit or is a zombie (False without /proc: assume it runs)."""
+def _term_if_running(pid: int) -> bool:
+    """At the deadline: TERM the job's main process (our child) if, and only if, it still runs.
+
+    A check of its state and a TERM after it would race the process: it could end by itself
+    in between, exit code 0, and be reported "Timeout". So it is frozen first: SIGSTOP, then
+    ``waitid`` (``WNOWAIT``: an exit status stays for ``wait()``) says whether it stopped,
+    and then it cannot end by itself before the TERM, sent before it is continued, or had
+    exited. Returns False when it had ended by itself.
+    """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & _PF_EXITING)
-    except (OSError, IndexError, ValueError):
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
         return False
+    deadline = time.monotonic() + _STOP_PATIENCE
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT | os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if info is not None:
+            if info.si_code not in (os.CLD_STOPPED, os.CLD_TRAPPED):
+                return False  # it had exited (or been killed by someone else)
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.001)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)
+    return True
 
 
 def _trailer(log: BinaryIO, text: str) -> bool:
