@@ -124,6 +124,11 @@ def test_git_and_cidag_never_match(tmp_path: Path) -> None:
     assert unmatched == [".git/config", ".cidag/", "src/.cidag/x.py"]
 
 
+def test_blank_and_comment_patterns_are_reported(tmp_path: Path) -> None:
+    write(tmp_path, TREE)
+    assert match_files(tmp_path, ["src/a.py", "", "#src/a.py"]) == (["src/a.py"], ["", "#src/a.py"])
+
+
 def test_no_patterns_match_nothing(tmp_path: Path) -> None:
     write(tmp_path, TREE)
     assert match_files(tmp_path, []) == ([], [])

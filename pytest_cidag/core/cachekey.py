@@ -145,7 +145,7 @@ def match_files(
 
     spec = GitIgnoreSpec.from_lines(patterns)
     # one spec per pattern, to tell which match nothing (checked only until each matches once)
-    single = {i: GitIgnoreSpec.from_lines([p]) for i, p in enumerate(patterns) if _literal_prefix(p) is not None}
+    single = {i: GitIgnoreSpec.from_lines([p]) for i, p in enumerate(patterns) if not p.startswith("!")}
     prefixes = [p for p in map(_literal_prefix, patterns) if p is not None]
     files: list[str] = []
     for rel in _walk(rootdir, prefixes, walked):
