@@ -161,6 +161,22 @@ def test_symlink_inside_the_rootdir_is_stored_as_a_symlink(tmp_path: Path, root:
     assert (elsewhere / "dist" / "latest.whl").read_bytes() == b"wheel bytes\x00\xff"
 
 
+def test_an_absolute_symlink_inside_the_rootdir_is_stored_relative(tmp_path: Path, root: Path) -> None:
+    (root / "dist" / "deep" / "wheel").symlink_to(root / "dist" / "app.whl")
+    store = make_store(tmp_path)
+    store_one(store, root, files=["dist/deep/wheel"])
+    elsewhere = tmp_path / "elsewhere"
+    store.restore(hit(store), rootdir=elsewhere, log_to=tmp_path / "log")
+    assert os.readlink(elsewhere / "dist" / "deep" / "wheel") == "../app.whl"  # into this checkout
+
+
+def test_a_file_that_is_gone_is_not_stored(tmp_path: Path, root: Path) -> None:
+    store = make_store(tmp_path)
+    with pytest.raises(CacheError, match="cannot cache 'dist/gone' for job 'build': it does not exist"):
+        store_one(store, root, files=["dist/app.whl", "dist/gone"])
+    assert store.lookup("build", K1) == Lookup(None)
+
+
 def test_miss_two_keys_and_entries_for_order(tmp_path: Path, root: Path) -> None:
     store = make_store(tmp_path)
     assert store.lookup("build", K1) == Lookup(None)
