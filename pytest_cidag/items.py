@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_cidag import internals
+from pytest_cidag.caching import JobCache, Verdict, write_key
 from pytest_cidag.core import runner
+from pytest_cidag.core.cachekey import KeyParts, explain, match_files
+from pytest_cidag.core.cachestore import CacheError
 from pytest_cidag.core.jobspec import (
     LOG_SUFFIX,
     OUTPUTS_SUFFIX,
@@ -37,7 +40,16 @@ from pytest_cidag.core.outputs import (
 )
 from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
-from pytest_cidag.keys import REAPER_KEY, RESULT_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
+from pytest_cidag.keys import (
+    CACHE_KEY,
+    REAPER_KEY,
+    RESULT_KEY,
+    RUN_KEY,
+    SETTINGS_KEY,
+    TIMEOUT_KEY,
+    VERDICT_KEY,
+    WORKER_KEY,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -172,6 +184,15 @@ class JobItem(pytest.Item):
         if self.spec.cwd and not (cwd.is_dir() and is_under(self.spec.cwd, rootpath)):
             raise JobFailed(f"the job's cwd {self.spec.cwd!r} is not a directory under the rootdir", None, [])
         output_path.unlink(missing_ok=True)  # a reused --cidag-run-dir must not leak old outputs
+        cache = self.config.stash.get(CACHE_KEY, None)
+        parts = None
+        if cache is not None and self.spec.cacheable and cache.mode != "off":
+            parts = self._cache_parts(cache, settings)
+            if cache.reads and self._restore(cache, parts, log_path, output_path, settings):
+                return
+        elif cache is not None:
+            state = "off" if cache.mode == "off" else "not cacheable"
+            self.stash[VERDICT_KEY] = Verdict(self.job_id, state, [] if state == "off" else ["no inputs"])
         timeout = self.effective_timeout()
         proc = runner.JobProcess(
             argv,
@@ -201,6 +222,86 @@ class JobItem(pytest.Item):
                 )
             )
         self._judge(result, timeout, details, output_path)
+        if cache is not None and parts is not None:
+            self._keep(cache, parts, log_path, output_path, settings)
+
+    # --- the cache ----------------------------------------------------------------------------
+
+    def _cache_parts(self, cache: JobCache, settings: Settings) -> KeyParts:
+        run = self.config.stash.get(RUN_KEY, None)
+        graph = run.graph if run is not None else None
+        in_run = run.in_run() if run is not None else set()
+        hasher = cache.hasher()
+        hasher.refresh()  # what jobs before this one changed: git is asked again
+        return cache.parts(
+            self.leg, self.path.read_bytes(), graph=graph, nodeid=self.nodeid, in_run=in_run, hasher=hasher
+        )
+
+    def _restore(self, cache: JobCache, parts: KeyParts, log_path: Path, output_path: Path, settings: Settings) -> bool:
+        """A hit: its files, outputs and log restored, the job passes without running."""
+        key = parts.key()
+        lookup = cache.store.lookup(parts.job, key)
+        if lookup.problem:
+            self._cache_warning(f"{lookup.problem}: it runs")
+        if lookup.entry is None:
+            reasons = cache.explain_miss(parts) if settings.why is not None else []
+            self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", reasons)
+            return False
+        try:
+            outputs = cache.store.restore(lookup.entry, rootdir=self.config.rootpath, log_to=log_path)
+        except CacheError as exc:
+            self._cache_warning(f"cache entry not restored ({exc}): it runs")
+            self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", [f"not restored: {exc}"])
+            return False
+        if outputs:
+            output_path.write_bytes(outputs)
+        write_key(settings.run_dir, self.job_id, key)
+        self.stash[VERDICT_KEY] = Verdict(self.job_id, "hit")
+        self.user_properties.append(("cidag_cache", "hit"))
+        self.add_report_section("call", "stdout", runner.read_for_report(log_path, settings.report_limit))
+        return True
+
+    def _cache_warning(self, text: str) -> None:
+        self.warn(pytest.PytestWarning(f"cidag: job '{self.job_id}': {text}"))
+
+    def _keep(self, cache: JobCache, parts: KeyParts, log_path: Path, output_path: Path, settings: Settings) -> None:
+        """After a pass: store it, unless an input changed while it ran."""
+        key = parts.key()
+        write_key(settings.run_dir, self.job_id, key)
+        if VERDICT_KEY not in self.stash:  # (mode w: never looked up)
+            self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", ["not looked up (--cidag-cache w)"])
+        self.user_properties.append(("cidag_cache", "miss"))
+        if not cache.writes:
+            return
+        after = self._cache_parts(cache, settings)
+        if after.key() != key:
+            changed = "; ".join(explain(after, parts))
+            self.warn(
+                pytest.PytestWarning(
+                    f"cidag: job '{self.job_id}': not cached: its inputs changed while it ran ({changed})"
+                )
+            )
+            return
+        files, _ = match_files(self.config.rootpath, self.spec.outputs) if self.spec.outputs else ([], [])
+        if self.spec.outputs and not files:
+            patterns = ", ".join(self.spec.outputs)
+            self.warn(
+                pytest.PytestWarning(f"cidag: job '{self.job_id}': not cached: its outputs ({patterns}) match no file")
+            )
+            return
+        try:
+            outputs = output_path.read_bytes() if output_path.exists() else b""
+            cache.store.store(
+                job=self.job_id,
+                key=key,
+                parts=parts.to_json(),
+                log=log_path,
+                outputs=outputs,
+                rootdir=self.config.rootpath,
+                files=files,
+            )
+        except (CacheError, OSError) as exc:
+            self._cache_warning(f"not cached: {exc}")
 
     def _environment(self, settings: Settings, run_dir: Path, output_path: Path) -> dict[str, str]:
         """The job's environment: the caller's, the block's ``env`` and matrix leg, the

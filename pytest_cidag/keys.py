@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_cidag.caching import JobCache, Verdict
     from pytest_cidag.core.reaper import Reaper
     from pytest_cidag.core.runner import JobResult
     from pytest_cidag.core.settings import Settings
@@ -24,6 +25,10 @@ OUTCOMES_KEY: pytest.StashKey[OutcomeRecorder] = pytest.StashKey()
 WORKER_KEY: pytest.StashKey[WorkerSide] = pytest.StashKey()
 #: config, in a process that runs jobs: the reaper that ends them if this process is killed.
 REAPER_KEY: pytest.StashKey[Reaper] = pytest.StashKey()
+#: config: the job cache of this process (:class:`pytest_cidag.caching.JobCache`).
+CACHE_KEY: pytest.StashKey[JobCache] = pytest.StashKey()
+#: item: what the cache said about the job (hit, miss and why), when it was asked.
+VERDICT_KEY: pytest.StashKey[Verdict] = pytest.StashKey()
 #: item: the timeout pytest-timeout resolved for a job (seconds; 0 for none), when it is active.
 TIMEOUT_KEY: pytest.StashKey[float] = pytest.StashKey()
 #: item: what the job's process tree did.

@@ -24,6 +24,10 @@ NO_DEPS_HELP = "Run exactly the selected jobs; needs outside the selection count
 FIRST_HELP = "Run these jobs (comma-separated) and what they need as early as the graph allows"
 TESTCASES_HELP = "Passed to every job as CIDAG_TESTCASES, for jobs that narrow a test suite with it"
 GRAPH_HELP = "Print the selected job graph (mermaid, dot or json; default mermaid) and exit"
+CACHE_HELP = "Job cache: rw (read and write, the default), r, w or off"
+CACHE_DIR_HELP = "Where cached job results are kept (default: .cidag/cache under the rootdir)"
+CACHE_MAX_HELP = "Size cap of the job cache in bytes; least recently used entries go first (default: 2 GiB)"
+WHY_HELP = "Say for each job (or these, comma-separated) why it was a cache hit or miss"
 #: Kept here, not imported from core.runner/core.render: this module must stay cheap to load.
 DEFAULT_KILL_GRACE = 2.0
 GRAPH_FORMATS = ("mermaid", "dot", "json")
@@ -45,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=GRAPH_FORMATS,
         help=GRAPH_HELP,
     )
+    group.addoption("--cidag-cache", metavar="MODE", default=None, choices=("rw", "r", "w", "off"), help=CACHE_HELP)
+    group.addoption("--cidag-cache-dir", metavar="DIR", default=None, help=CACHE_DIR_HELP)
+    group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
+    parser.addini("cidag_cache", CACHE_HELP, default="rw")
+    parser.addini("cidag_cache_dir", CACHE_DIR_HELP, default="")
+    parser.addini("cidag_cache_max_size", CACHE_MAX_HELP, default=str(2 * 1024**3))
     parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])
     parser.addini("cidag_run_dir", RUN_DIR_HELP, default="")
     parser.addini("cidag_kill_grace", KILL_GRACE_HELP, default=str(DEFAULT_KILL_GRACE))
@@ -91,6 +101,9 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_no_deps
         or option.cidag_testcases is not None
         or option.cidag_kill_grace is not None
+        or option.cidag_cache is not None
+        or option.cidag_cache_dir is not None
+        or option.cidag_why is not None
     ):
         return True
     rootpath = config.rootpath

@@ -9,6 +9,9 @@ files items and run them.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Generator
@@ -18,6 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_cidag import internals
+from pytest_cidag.caching import MODES, JobCache, Verdict
 from pytest_cidag.core import signals
 from pytest_cidag.core.reaper import Reaper
 from pytest_cidag.core.settings import RUNS_DIR, RunClaim, Settings, latest_run, new_run_name
@@ -25,11 +29,23 @@ from pytest_cidag.core.status import Status
 from pytest_cidag.dependency import DependencyBridge
 from pytest_cidag.items import DirectoryLoop, JobFailed, JobFile, JobItem
 from pytest_cidag.jobfiles import by_real_path, in_helper_dir, is_job_file, is_loop, scan_job_dirs, shown_path
-from pytest_cidag.keys import OUTCOMES_KEY, REAPER_KEY, RUN_KEY, SETTINGS_KEY, TIMEOUT_KEY, WORKER_KEY
+from pytest_cidag.keys import (
+    CACHE_KEY,
+    OUTCOMES_KEY,
+    REAPER_KEY,
+    RUN_KEY,
+    SETTINGS_KEY,
+    TIMEOUT_KEY,
+    VERDICT_KEY,
+    WORKER_KEY,
+)
 from pytest_cidag.outcomes import OutcomeRecorder
 from pytest_cidag.persistence import CachePersistence
 from pytest_cidag.selection import SelectionPlugin
 from pytest_cidag.state import RunGraph
+
+#: A report's cidag_status for a cache hit (a pass: outcomes see "passed").
+CACHED = "cached"
 
 
 def _number(config: pytest.Config, name: str, kind: type[int] | type[float], minimum: float) -> Any:
@@ -80,7 +96,23 @@ def resolve_settings(config: pytest.Config) -> Settings:
         previous_run_dir=previous,
         testcases=config.getoption("cidag_testcases"),
         reaches_jobs=reaches,
+        **_cache_settings(config),
     )
+
+
+def _cache_settings(config: pytest.Config) -> dict[str, Any]:
+    mode = config.getoption("cidag_cache") or config.getini("cidag_cache")
+    if mode not in MODES:
+        raise pytest.UsageError(f"cidag_cache: {mode!r} from ini cidag_cache must be one of {', '.join(MODES)}")
+    where = config.getoption("cidag_cache_dir") or config.getini("cidag_cache_dir")
+    base = config.invocation_params.dir if config.getoption("cidag_cache_dir") else config.rootpath
+    why = config.getoption("cidag_why")
+    return {
+        "cache_mode": mode,
+        "cache_dir": (base / where).resolve() if where else config.rootpath / ".cidag" / "cache",
+        "cache_max_size": _number(config, "cidag_cache_max_size", int, 0),
+        "why": None if why is None else tuple(j for j in why.split(",") if j),
+    }
 
 
 def activate(config: pytest.Config) -> None:
@@ -156,6 +188,8 @@ class JobsPlugin:
         self._restore_signals: Any = None
         # Started before this process's first job (none at all on an xdist controller).
         self.reaper = config.stash[REAPER_KEY] = Reaper(settings.kill_grace)
+        self.cache = config.stash[CACHE_KEY] = JobCache(settings, config.rootpath)
+        self.verdicts: list[dict[str, Any]] = []  # --cidag-why, from every process's reports
         #: This run's hold on its run directory (the scheduling process only), from the
         #: moment the run is known to run jobs until it ends.
         self.claim: RunClaim | None = None
@@ -207,6 +241,7 @@ class JobsPlugin:
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.reaper.close()
+        self.cache.close()
         if self._restore_signals is not None:
             self._restore_signals()
             self._restore_signals = None
@@ -255,7 +290,27 @@ class JobsPlugin:
         # A plain string attribute travels with the report from xdist workers to the controller.
         if isinstance(item, JobItem) and call.excinfo is not None and isinstance(call.excinfo.value, JobFailed):
             report.cidag_status = Status(call.excinfo.value.status).value
+        if isinstance(item, JobItem) and call.when == "call" and VERDICT_KEY in item.stash:
+            verdict = item.stash[VERDICT_KEY]
+            report.cidag_cache = json.dumps(dataclasses.asdict(verdict))
+            if verdict.state == "hit" and report.passed:
+                report.cidag_status = CACHED
         return report
+
+    @pytest.hookimpl
+    def pytest_report_teststatus(self, report: Any, config: pytest.Config) -> tuple[str, str, Any] | None:
+        """A cache hit passed without running: shown as ``c`` / ``CACHED``, counted as passed."""
+        if report.when == "call" and report.passed and getattr(report, "cidag_status", None) == CACHED:
+            return "passed", "c", ("CACHED", {"green": True})
+        return None
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "cidag_cache", None)
+        if data and report.when == "call" and self.settings.why is not None:
+            verdict = json.loads(data)
+            if not self.settings.why or verdict["job"] in self.settings.why:
+                self.verdicts.append(verdict)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
@@ -276,6 +331,12 @@ class JobsPlugin:
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        if self.verdicts:
+            terminalreporter.section("cidag cache: why", sep="-")
+            for verdict in sorted(self.verdicts, key=lambda v: v["job"]):
+                terminalreporter.write_line(Verdict(**verdict).line())
+            with contextlib.suppress(OSError):
+                (self.settings.run_dir / "why.json").write_text(json.dumps(self.verdicts, indent=1) + "\n")
         if self.reaper.failed:
             terminalreporter.write_line(
                 f"cidag: could not start the reaper ({self.reaper.failed}): had pytest been killed, "

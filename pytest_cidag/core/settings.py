@@ -29,6 +29,10 @@ class Settings:
     previous_run_dir: Path | None = None  # the latest run before this one, for --cidag-no-deps
     testcases: str | None = None  # --cidag-testcases, handed to every job
     reaches_jobs: bool = True  # the command line reaches the job directories (or a job file)
+    cache_mode: str = "rw"  # rw, r, w or off (--cidag-cache)
+    cache_dir: Path = Path(".cidag") / "cache"  # absolute once resolved
+    cache_max_size: int = 2 * 1024**3
+    why: tuple[str, ...] | None = None  # --cidag-why: () for every job, else these jobs
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""
