@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
 
 BLOCKED_CACHE_KEY = "cidag/blocked"
 DURATIONS_CACHE_KEY = "cidag/durations"
+#: Jobs that were cache hits, or passed and were stored, in the last run: likely hits now.
+LIKELY_HITS_CACHE_KEY = "cidag/likely-hits"
+#: What the scheduler counts a likely hit as taking (seconds): a restore, not a run.
+LIKELY_HIT_DURATION = 0.001
 
 
 class CachePersistence:
@@ -28,12 +33,32 @@ class CachePersistence:
         self.config = config
         self.run = run
         self.recorder = recorder
+        self.hits: set[str] = set()  # cache hits of this run: their duration is not a run's
+        self.stored: set[str] = set()  # cacheable passes of this run
 
     def known_durations(self) -> dict[str, float]:
         """Durations (seconds) of earlier runs."""
         cache = getattr(self.config, "cache", None)
         data = cache.get(DURATIONS_CACHE_KEY, {}) if cache is not None else {}
         return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+    def planning_durations(self) -> dict[str, float]:
+        """Durations for the critical path: a job that was a cache hit, or was stored, last
+        time counts as ~0 s (it will likely be restored, not run)."""
+        durations = self.known_durations()
+        cache = getattr(self.config, "cache", None)
+        for key in cache.get(LIKELY_HITS_CACHE_KEY, []) if cache is not None else []:
+            durations[str(key)] = LIKELY_HIT_DURATION
+        return durations
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or not report.passed:
+            return
+        if getattr(report, "cidag_status", None) == "cached":
+            self.hits.add(report.nodeid)
+        elif json.loads(getattr(report, "cidag_cache", None) or "{}").get("state") == "miss":
+            self.stored.add(report.nodeid)  # (kept unless its inputs changed while it ran)
 
     def blocked_last_time(self) -> list[str]:
         """The nodes a failure held back in earlier runs (for ``--lf``)."""
@@ -60,5 +85,7 @@ class CachePersistence:
         cache.set(BLOCKED_CACHE_KEY, sorted({*kept, *held_back}))
         if self.recorder.durations:
             durations = self.known_durations()
-            durations.update({k: round(v, 4) for k, v in self.recorder.durations.items()})
+            # a hit's duration is a restore's: the job's run time stays what it was
+            durations.update({k: round(v, 4) for k, v in self.recorder.durations.items() if k not in self.hits})
             cache.set(DURATIONS_CACHE_KEY, durations)
+        cache.set(LIKELY_HITS_CACHE_KEY, sorted(self.hits | self.stored))

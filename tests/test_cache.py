@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -164,3 +165,15 @@ def test_outputs_that_match_nothing_are_not_stored(pytester: pytest.Pytester, jo
     result.stdout.fnmatch_lines(entry("Outputs that match no file").expected)
     _run(pytester).assert_outcomes(passed=1)
     assert _ran(pytester) == ["wheel", "wheel"]
+
+
+def test_the_critical_path_counts_a_likely_hit_as_no_time(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """A hit's duration is a restore's: the job's run time is kept, and what was a hit or
+    was stored last time is planned as taking ~0 s."""
+    _cold(pytester, job, "-n", "2")
+    cache = pytester.path / ".pytest_cache" / "v" / "cidag"
+    ran_for = json.loads((cache / "durations").read_text())["cijobs/build.sh::build"]
+    assert json.loads((cache / "likely-hits").read_text()) == ["cijobs/build.sh::build", "cijobs/test.sh::test"]
+    _run(pytester, "-n", "2").assert_outcomes(passed=3)
+    assert json.loads((cache / "durations").read_text())["cijobs/build.sh::build"] == ran_for
+    assert json.loads((cache / "likely-hits").read_text()) == ["cijobs/build.sh::build", "cijobs/test.sh::test"]

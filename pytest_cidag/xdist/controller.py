@@ -192,7 +192,7 @@ class ControllerSide:
             graph=graph,
             run_keys=list(data["run_keys"]),
             tick=data["tick"],
-            durations=self.persistence.known_durations(),
+            durations=self.persistence.planning_durations(),
             first=set(data["first"]),
             resources={n["key"]: tuple(n["resources"]) for n in data["nodes"] if n["resources"]},
         )
