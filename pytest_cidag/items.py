@@ -243,9 +243,10 @@ class JobItem(pytest.Item):
         lookup = cache.store.lookup(parts.job, key)
         if lookup.problem:
             self._cache_warning(f"{lookup.problem}: it runs")
+        notes = [f"input pattern {p!r} matches nothing" for p in parts.unmatched]
         if lookup.entry is None:
             reasons = cache.explain_miss(parts) if settings.why is not None else []
-            self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", reasons)
+            self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", reasons + notes)
             return False
         try:
             outputs = cache.store.restore(lookup.entry, rootdir=self.config.rootpath, log_to=log_path)
@@ -256,7 +257,7 @@ class JobItem(pytest.Item):
         if outputs:
             output_path.write_bytes(outputs)
         write_key(settings.run_dir, self.job_id, key)
-        self.stash[VERDICT_KEY] = Verdict(self.job_id, "hit")
+        self.stash[VERDICT_KEY] = Verdict(self.job_id, "hit", notes)
         self.user_properties.append(("cidag_cache", "hit"))
         self.add_report_section("call", "stdout", runner.read_for_report(log_path, settings.report_limit))
         return True

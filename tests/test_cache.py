@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -177,3 +179,41 @@ def test_the_critical_path_counts_a_likely_hit_as_no_time(pytester: pytest.Pytes
     _run(pytester, "-n", "2").assert_outcomes(passed=3)
     assert json.loads((cache / "durations").read_text())["cijobs/build.sh::build"] == ran_for
     assert json.loads((cache / "likely-hits").read_text()) == ["cijobs/build.sh::build", "cijobs/test.sh::test"]
+
+
+def test_why_reports_an_input_pattern_that_matches_nothing(pytester: pytest.Pytester, job: JobWriter) -> None:
+    pytester.makeini("[pytest]\n")
+    job("gen", "true", inputs='["proto/*.proto"]')
+    _run(pytester).assert_outcomes(passed=1)
+    result = _run(pytester, "--cidag-why")
+    result.stdout.fnmatch_lines(["gen: hit: input pattern 'proto/*.proto' matches nothing"])
+
+
+def test_signed_entries_need_the_key_that_signed_them(
+    pytester: pytest.Pytester, job: JobWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CIDAG_CACHE_SIGNATURE_KEY", "main-branch-secret")
+    assert _cold(pytester, job) == ["build", "lint", "test"]
+    monkeypatch.setenv("CIDAG_CACHE_SIGNATURE_KEY", "a-pull-requests-guess")
+    result = _run(pytester, "-W", "default")
+    result.assert_outcomes(passed=3)
+    assert _ran(pytester) == ["build", "lint", "test"]
+    result.stdout.fnmatch_lines(["*cidag: job 'build': cache entry build@* signature does not match: it runs"])
+    for path in (pytester.path / ".cidag").rglob("*"):
+        if path.is_file():
+            assert b"main-branch-secret" not in path.read_bytes()
+            assert b"a-pull-requests-guess" not in path.read_bytes()
+
+
+def test_two_concurrent_runs_share_one_cache(pytester: pytest.Pytester, job: JobWriter) -> None:
+    _project(pytester, job)
+    argv = [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q"]
+    runs = [pytester.popen(argv, stdin=subprocess.DEVNULL) for _ in range(2)]
+    for proc in runs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out.decode() + err.decode()
+    _ran(pytester)
+    result = _run(pytester, "--cidag-why")
+    result.assert_outcomes(passed=3)
+    assert _ran(pytester) == ["lint"]
+    result.stdout.fnmatch_lines(["build: hit", "lint: not cacheable: no inputs", "test: hit"])
