@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,6 +111,10 @@ class JobCache:
                 needs[node.label] = _read(directory, node.label + KEY_SUFFIX).decode() or None
                 needs_outputs[node.label] = _read(directory, node.label + ".outputs")
         env = {name: os.environ.get(name) for name in spec.env_inputs}
+        # What the plugin itself hands every job and that changes what it does: the Python
+        # it runs tests with, and --cidag-testcases (a narrowed pass is not a full one).
+        env["CIDAG_PYTHON"] = sys.executable
+        env["CIDAG_TESTCASES"] = self.settings.testcases
         return cachekey.key_parts(
             job=leg.id,
             script=script,

@@ -217,3 +217,14 @@ def test_two_concurrent_runs_share_one_cache(pytester: pytest.Pytester, job: Job
     result.assert_outcomes(passed=3)
     assert _ran(pytester) == ["lint"]
     result.stdout.fnmatch_lines(["build: hit", "lint: not cacheable: no inputs", "test: hit"])
+
+
+def test_testcases_are_part_of_the_key(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """A pass narrowed by --cidag-testcases is not the full suite's pass, nor the reverse."""
+    pytester.makeini("[pytest]\n")
+    job("suite", "echo suite >> ran", inputs="[]")
+    _run(pytester).assert_outcomes(passed=1)
+    result = _run(pytester, "--cidag-testcases", "slow", "--cidag-why")
+    result.stdout.fnmatch_lines(["suite: miss: env changed: CIDAG_TESTCASES"])
+    _run(pytester).assert_outcomes(passed=1)
+    assert _ran(pytester) == ["suite", "suite"]

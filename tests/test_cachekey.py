@@ -87,7 +87,7 @@ def test_patterns_gitignore_style(tmp_path: Path) -> None:
         "src/**/*.py",
         "!src/**/test_*.py",
         "src/keep/test_keep.py",  # re-included after the exclusion above
-        "/pyproject.toml",  # anchored: the nested one is not matched
+        "pyproject.toml",  # relative to the rootdir: the nested one is not matched
         "docs/",  # a directory: everything under it
         "nothere/*.c",
         "!also-nothing",  # negations are never reported as matching nothing
@@ -110,10 +110,11 @@ def test_later_patterns_win(tmp_path: Path) -> None:
     assert match_files(tmp_path, ["!src/a.py", "src/a.py"]) == (["src/a.py"], [])
 
 
-def test_unanchored_name_matches_at_any_depth(tmp_path: Path) -> None:
+def test_a_name_is_relative_to_the_rootdir_and_double_star_reaches_any_depth(tmp_path: Path) -> None:
     write(tmp_path, TREE)
-    files, _ = match_files(tmp_path, ["pyproject.toml"])
-    assert files == ["pyproject.toml", "sub/pyproject.toml"]
+    assert match_files(tmp_path, ["pyproject.toml"])[0] == ["pyproject.toml"]
+    assert match_files(tmp_path, ["/pyproject.toml"])[0] == ["pyproject.toml"]
+    assert match_files(tmp_path, ["**/pyproject.toml"])[0] == ["pyproject.toml", "sub/pyproject.toml"]
 
 
 def test_git_and_cidag_never_match(tmp_path: Path) -> None:
@@ -154,7 +155,7 @@ def test_directories_outside_every_pattern_are_not_walked(tmp_path: Path) -> Non
     write(tmp_path, {"src/a.py": "a\n", "big/x.py": "x\n"})
     (tmp_path / "big" / "loop").symlink_to(tmp_path / "big", target_is_directory=True)
     walked: list[str] = []
-    match_files(tmp_path, ["/src/**/*.py", "!src/x"], walked=walked)
+    match_files(tmp_path, ["src/**/*.py", "!src/x"], walked=walked)
     assert walked == ["", "src"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -46,3 +47,24 @@ def test_demo_testcases_narrow_the_suite(pytester: pytest.Pytester, demo: Path) 
     )
     result.assert_outcomes(passed=1, deselected=15)
     result.stdout.fnmatch_lines(["1 passed, 2 deselected in *"])
+
+
+def test_demo_rerun_is_all_cached_and_one_source_change_reruns_what_it_reaches(
+    pytester: pytest.Pytester, demo: Path
+) -> None:
+    pytester.runpytest_subprocess(str(demo), "-p", "no:randomly").assert_outcomes(passed=16)
+    warm = pytester.runpytest_subprocess(str(demo), "-p", "no:randomly", "-q")
+    warm.assert_outcomes(passed=16)
+    warm.stdout.fnmatch_lines(["c" * 16 + " *"])
+    with (demo / "src" / "js" / "grid.js").open("a") as f:
+        f.write("// changed\n")
+    result = pytester.runpytest_subprocess(str(demo), "-p", "no:randomly", "--cidag-why")
+    result.assert_outcomes(passed=16)
+    missed = sorted(line.split(":")[0] for line in result.outlines if ": miss: " in line)
+    # what reads the JS sources (the build and its tests), and all that needs them: from the DAG
+    needs = {j["name"]: j["needs"] for j in json.loads((demo / "buckaroo-dag.json").read_text())["jobs"]}
+    reached = {"build-js", "test-js"}
+    while grown := {n for n, ns in needs.items() if reached & set(ns)} - reached:
+        reached |= grown
+    assert missed == sorted(reached)
+    assert len(missed) < 16  # and nothing else ran

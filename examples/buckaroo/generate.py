@@ -20,6 +20,29 @@ def block(lines: list[str]) -> str:
     return "# /// cidag\n" + "".join(f"# {line}\n" for line in lines) + "# ///\n"
 
 
+def cache_files(name: str) -> tuple[list[str], list[str]]:
+    """(inputs, outputs) of a demo job: what it reads and makes, for the job cache.
+
+    Every job sources cijobs/_lib.sh, so it is an input of each. The JS build reads the JS
+    sources and makes the bundle; the wheel is made from the bundle (through build-js's key)
+    and the Python sources; the tests read the suite and the sources; the rest depend only
+    on their script and what they need (the wheel, through build-wheel's key and outputs).
+    """
+    inputs = ["cijobs/_lib.sh"]
+    outputs: list[str] = []
+    if name == "build-js":
+        inputs.append("src/js/")
+        outputs.append("dist/js/")
+    elif name == "build-wheel":
+        inputs.append("src/buckaroo/")
+        outputs.append("dist/*.whl")
+    elif name in ("test-python", "test-python-3.12", "test-python-3.14", "lint-python"):
+        inputs += ["src/buckaroo/", "suite/"]
+    elif name == "test-js":
+        inputs.append("src/js/")
+    return inputs, outputs
+
+
 def main(jobs: Path = HERE / "cijobs") -> None:
     data = json.loads((HERE / "buckaroo-dag.json").read_text())
     for old in jobs.glob("*.sh"):
@@ -48,10 +71,19 @@ def main(jobs: Path = HERE / "cijobs") -> None:
         if markers:
             meta.append("markers = [" + ", ".join(f'"{m}"' for m in markers) + "]")
         meta.append(f"timeout = {max(30, seconds * 2)}")
+        inputs, outputs = cache_files(name)
+        meta.append("inputs = [" + ", ".join(f'"{p}"' for p in inputs) + "]")
+        if outputs:
+            meta.append("outputs = [" + ", ".join(f'"{p}"' for p in outputs) + "]")
+        meta.append('env_inputs = ["DEMO_FAIL", "CIDAG_DEMO_SCALE"]')
         body = [f"work {seconds} {delay}"]
         if name.startswith("test-python"):
             body.insert(0, "run_suite")
+        if name == "build-js":
+            body.append("mkdir -p dist/js && cat src/js/*.js > dist/js/bundle.js")
         if name == "build-wheel":
+            wheel = "dist/buckaroo-0.12.12-py3-none-any.whl"
+            body.append(f"mkdir -p dist && cat dist/js/bundle.js src/buckaroo/*.py > {wheel}")
             body.append('echo "wheel=dist/buckaroo-0.12.12-py3-none-any.whl" >> "$CIDAG_OUTPUT"')
         if "wheel" in needs or "build-wheel" in needs:
             body.append('echo "using ${CIDAG_NEEDS_BUILD_WHEEL_WHEEL:-no wheel output}"')

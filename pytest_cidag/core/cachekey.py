@@ -62,6 +62,15 @@ _GLOB_CHARS: Final = frozenset("*?[\\")
 # --- which files -----------------------------------------------------------------------
 
 
+def _anchor(pattern: str) -> str:
+    """``src/*.py`` as gitignore's ``/src/*.py``: relative to the rootdir, not at any depth."""
+    if not pattern.strip() or pattern.startswith("#"):
+        return pattern
+    negated = pattern.startswith("!")
+    body = pattern[1:] if negated else pattern
+    return ("!" if negated else "") + (body if body.startswith("/") else "/" + body)
+
+
 def _literal_prefix(pattern: str) -> tuple[str, ...] | None:
     """The leading literal directories of an anchored pattern (``src/**/*.py`` -> ``("src",)``),
     ``()`` when the pattern may match at any depth, ``None`` when it never includes anything."""
@@ -132,10 +141,10 @@ def match_files(
 ) -> tuple[list[str], list[str]]:
     """Files under rootdir matched by gitignore-style patterns, and the patterns matching none.
 
-    As in a ``.gitignore`` (but selecting instead of ignoring): patterns are relative to
-    the rootdir, ``!`` excludes, the last pattern that matches a file decides, a pattern with
-    no slash but a trailing one (``pyproject.toml``) matches at any depth (anchor it with a
-    leading ``/``), and ``dir/`` matches everything under ``dir``. Returns the matched files
+    As in a ``.gitignore`` (but selecting instead of ignoring), with one difference: every
+    pattern is anchored at the rootdir, as a path relative to it reads (``pyproject.toml`` is
+    the top one only; ``**/pyproject.toml`` matches at any depth). ``!`` excludes, the last
+    pattern that matches a file decides, and ``dir/`` matches everything under ``dir``. Returns the matched files
     as sorted POSIX paths relative to rootdir, and the non-negated patterns that match no file
     at all (whatever later patterns do), in their order. Regular files and symlinks to files
     count; nothing under a ``.git`` or ``.cidag`` directory ever does. Directories no pattern
@@ -143,10 +152,11 @@ def match_files(
     """
     from pathspec import GitIgnoreSpec
 
-    spec = GitIgnoreSpec.from_lines(patterns)
+    anchored = [_anchor(p) for p in patterns]
+    spec = GitIgnoreSpec.from_lines(anchored)
     # one spec per pattern, to tell which match nothing (checked only until each matches once)
-    single = {i: GitIgnoreSpec.from_lines([p]) for i, p in enumerate(patterns) if not p.startswith("!")}
-    prefixes = [p for p in map(_literal_prefix, patterns) if p is not None]
+    single = {i: GitIgnoreSpec.from_lines([p]) for i, p in enumerate(anchored) if not p.startswith("!")}
+    prefixes = [p for p in map(_literal_prefix, anchored) if p is not None]
     files: list[str] = []
     for rel in _walk(rootdir, prefixes, walked):
         if single:

@@ -4,6 +4,8 @@
 # needs = ["build-wheel"]
 # markers = ["playwright", "slow"]
 # timeout = 74
+# inputs = ["cijobs/_lib.sh"]
+# env_inputs = ["DEMO_FAIL", "CIDAG_DEMO_SCALE"]
 # ///
 source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 work 37 0

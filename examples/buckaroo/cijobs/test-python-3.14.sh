@@ -3,6 +3,8 @@
 # /// cidag
 # needs = ["build-wheel"]
 # timeout = 50
+# inputs = ["cijobs/_lib.sh", "src/buckaroo/", "suite/"]
+# env_inputs = ["DEMO_FAIL", "CIDAG_DEMO_SCALE"]
 # ///
 source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 run_suite

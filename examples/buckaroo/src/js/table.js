@@ -1,0 +1,2 @@
+// the demo's JS sources
+export const table = () => "buckaroo";
