@@ -57,6 +57,19 @@ class JobCache:
         self.mode = settings.cache_mode
         self._store: CacheStore | None = None
         self._hasher: cachekey.FileHasher | None = None
+        #: Said once per process: the signature variable is set but empty.
+        self.unsigned_warned = False
+
+    @property
+    def signature_problem(self) -> str | None:
+        """Why entries are not signed although the signature variable is set (an empty
+        value, as a CI system gives a secret a pull request from a fork may not read)."""
+        if os.environ.get(SIGNATURE_VARIABLE) == "":
+            return (
+                f"{SIGNATURE_VARIABLE} is set but empty: cache entries are neither signed nor checked "
+                "(unset it, or give it the key)"
+            )
+        return None
 
     @property
     def reads(self) -> bool:

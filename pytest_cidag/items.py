@@ -240,6 +240,7 @@ class JobItem(pytest.Item):
     def _restore(self, cache: JobCache, parts: KeyParts, log_path: Path, output_path: Path, settings: Settings) -> bool:
         """A hit: its files, outputs and log restored, the job passes without running."""
         key = parts.key()
+        self._warn_unsigned(cache)
         lookup = cache.store.lookup(parts.job, key)
         if lookup.problem:
             self._cache_warning(f"{lookup.problem}: it runs")
@@ -262,6 +263,12 @@ class JobItem(pytest.Item):
         self.add_report_section("call", "stdout", runner.read_for_report(log_path, settings.report_limit))
         return True
 
+    def _warn_unsigned(self, cache: JobCache) -> None:
+        problem = cache.signature_problem
+        if problem is not None and not cache.unsigned_warned:
+            cache.unsigned_warned = True
+            self.warn(pytest.PytestWarning(f"cidag: {problem}"))
+
     def _cache_warning(self, text: str) -> None:
         self.warn(pytest.PytestWarning(f"cidag: job '{self.job_id}': {text}"))
 
@@ -274,6 +281,7 @@ class JobItem(pytest.Item):
         self.user_properties.append(("cidag_cache", "miss"))
         if not cache.writes:
             return
+        self._warn_unsigned(cache)
         after = self._cache_parts(cache, settings)
         if after.key() != key:
             changed = "; ".join(explain(after, parts))

@@ -1,0 +1,85 @@
+"""The cache against what its users' complaints about other tools' caches say goes wrong:
+a hit where a real run would differ, lost or clobbered files, a traceback instead of a line."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.conftest import JobWriter
+from tests.test_catalogue import entry
+
+XDIST = pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["n0", "n2"])
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:randomly", "-v", "-W", "default", *args)
+
+
+def _ran(pytester: pytest.Pytester) -> list[str]:
+    ran = pytester.path / "ran"
+    lines = ran.read_text().split() if ran.exists() else []
+    ran.unlink(missing_ok=True)
+    return sorted(lines)
+
+
+def test_a_skip_is_never_stored(pytester: pytest.Pytester, job: JobWriter) -> None:
+    pytester.makeini("[pytest]\n")
+    job("maybe", "echo maybe >> ran\necho 'no docker'\nexit 77", inputs="[]")
+    for _ in range(2):
+        _run(pytester).assert_outcomes(skipped=1)
+    assert _ran(pytester) == ["maybe", "maybe"]
+
+
+def test_a_timeout_is_never_stored(pytester: pytest.Pytester, job: JobWriter) -> None:
+    pytester.makeini("[pytest]\n")
+    job("slow", "echo slow >> ran\nsleep 30", inputs="[]", timeout="1")
+    for _ in range(2):
+        _run(pytester).assert_outcomes(failed=1)
+    assert _ran(pytester) == ["slow", "slow"]
+
+
+def test_a_restore_never_replaces_a_directory_the_user_made_where_a_file_was(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    pytester.makeini("[pytest]\n")
+    job("gen", "mkdir -p out && echo v > out/x", inputs="[]", outputs='["out/*"]')
+    _run(pytester).assert_outcomes(passed=1)
+    (pytester.path / "out" / "x").unlink()
+    (pytester.path / "out" / "x").mkdir()
+    (pytester.path / "out" / "x" / "mine.txt").write_text("user file\n")
+    result = _run(pytester)
+    result.stdout.fnmatch_lines(["*cidag: job 'gen': cache entry not restored (cannot restore *): it runs"])
+    assert (pytester.path / "out" / "x" / "mine.txt").read_text() == "user file\n"
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_restore_never_replaces_a_file_the_user_made_where_a_directory_was(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    pytester.makeini("[pytest]\n")
+    job("gen", "mkdir -p out && echo v > out/x", inputs="[]", outputs='["out/*"]')
+    _run(pytester).assert_outcomes(passed=1)
+    shutil.rmtree(pytester.path / "out")
+    (pytester.path / "out").write_text("user file\n")
+    result = _run(pytester)
+    result.stdout.fnmatch_lines(
+        ["*cidag: job 'gen': cache entry not restored (*needs a directory where a file is): it runs"]
+    )
+    assert (pytester.path / "out").read_text() == "user file\n"
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_empty_signature_key_is_said_not_taken_for_signed(
+    pytester: pytest.Pytester, job: JobWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork's pull request gets an empty secret: unsigned entries, but never silently."""
+    pytester.makeini("[pytest]\n")
+    monkeypatch.setenv("CIDAG_CACHE_SIGNATURE_KEY", "")
+    job("gen", "echo gen >> ran", inputs="[]")
+    for _ in range(2):  # a store, then a lookup: each says it
+        result = _run(pytester)
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(entry("A signature key that is set but empty").expected)
+    assert _ran(pytester) == ["gen"]
