@@ -4,9 +4,12 @@ a hit where a real run would differ, lost or clobbered files, a traceback instea
 from __future__ import annotations
 
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from pytest_cidag.core.cachekey import EXECUTABLE, FileHasher
 from tests.conftest import JobWriter
 from tests.test_catalogue import entry
 
@@ -83,3 +86,30 @@ def test_an_empty_signature_key_is_said_not_taken_for_signed(
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(entry("A signature key that is set but empty").expected)
     assert _ran(pytester) == ["gen"]
+
+
+def test_an_input_that_is_no_longer_executable_is_a_miss(pytester: pytest.Pytester, job: JobWriter) -> None:
+    """A job running ./tool.sh fails once tool.sh lost its execute bit: a hit would pass."""
+    pytester.makeini("[pytest]\n")
+    tool = pytester.path / "tool.sh"
+    tool.write_text("#!/bin/sh\necho tool\n")
+    tool.chmod(0o755)
+    job("use", "./tool.sh", inputs='["tool.sh"]')
+    _run(pytester).assert_outcomes(passed=1)
+    tool.chmod(0o644)
+    result = _run(pytester, "--cidag-why")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["use: miss: file changed: tool.sh"])
+
+
+@pytest.mark.parametrize("use_git", [True, False], ids=["git-index", "hashed"])
+def test_the_execute_bit_is_in_a_digest_with_or_without_git(tmp_path: Path, use_git: bool) -> None:
+    for name, mode in (("plain.sh", 0o644), ("tool.sh", 0o755)):
+        (tmp_path / name).write_text("echo same bytes\n")
+        (tmp_path / name).chmod(mode)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+    hasher = FileHasher(tmp_path, None, use_git=use_git)
+    digests = hasher.digests(["plain.sh", "tool.sh"])
+    assert hasher.from_git == (2 if use_git else 0)
+    assert digests["tool.sh"] == digests["plain.sh"] + EXECUTABLE

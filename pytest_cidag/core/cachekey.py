@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import tempfile
 import threading
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 #: Bump when what goes into a key, or how, changes: every stored entry then misses, saying why.
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 
 #: The digest of an env variable that is not set (a set one is the sha256 of its value).
 UNSET: Final = "unset"
@@ -37,6 +38,9 @@ UNSET: Final = "unset"
 UNCACHED: Final = "uncached"
 #: The digest of a matched file that is gone by the time it is hashed.
 MISSING: Final = "missing"
+#: Appended to the digest of an executable file: a job that runs ``./tool.sh`` fails once it
+#: is not, so the bit is part of the key (as git keeps it: the owner's execute bit).
+EXECUTABLE: Final = "+x"
 
 #: Directory (or file) names never walked into nor matched, at any depth: git's own data and
 #: pytest-cidag's runs and cache.
@@ -252,8 +256,9 @@ class FileHasher:
             self._git = None
 
     def digests(self, relpaths: Sequence[str]) -> dict[str, str]:
-        """``relpath -> digest`` (40 hex digits; :data:`MISSING` for a file that is gone,
-        ``error:<ERRNO>`` for one that cannot be read)."""
+        """``relpath -> digest`` (40 hex digits, followed by :data:`EXECUTABLE` for an
+        executable file; :data:`MISSING` for a file that is gone, ``error:<ERRNO>`` for one
+        that cannot be read)."""
         with self._lock:
             if self._git is None:
                 self._git = self._read_git() if self._use_git else {}
@@ -273,10 +278,11 @@ class FileHasher:
     def _hash(self, rel: str, entries: dict[str, tuple[int, int, int, int, str]]) -> str:
         path = self.rootdir / rel
         try:
-            key = _stat_key(path.stat())
+            st = path.stat()
+            mark = EXECUTABLE if st.st_mode & stat.S_IXUSR else ""
             entry = entries.get(rel)
-            if entry is not None and entry[:4] == key:
-                return entry[4]
+            if entry is not None and entry[:4] == _stat_key(st):
+                return entry[4] + mark
             digest, held = blob_id(path)
         except FileNotFoundError:
             return MISSING
@@ -289,7 +295,7 @@ class FileHasher:
                 self._dirty = True
             elif entries.pop(rel, None) is not None:
                 self._dirty = True
-        return digest
+        return digest + mark
 
     def _git_output(self, *args: str) -> bytes | None:
         self.git_runs += 1
@@ -327,7 +333,7 @@ class FileHasher:
                 continue
             if len(blob) != 40:  # a sha256 repository: its ids are not what blob_id computes
                 return {}
-            blobs[os.fsdecode(path)] = blob.decode("ascii")
+            blobs[os.fsdecode(path)] = blob.decode("ascii") + (EXECUTABLE if mode == b"100755" else "")
         return blobs
 
     def _load_stat_cache(self) -> dict[str, tuple[int, int, int, int, str]]:
