@@ -17,7 +17,7 @@ import pytest
 from pytest_cidag import internals
 from pytest_cidag.caching import JobCache, Verdict, write_key
 from pytest_cidag.core import runner
-from pytest_cidag.core.cachekey import KeyParts, explain, match_files
+from pytest_cidag.core.cachekey import UNCACHED, KeyParts, explain, match_files
 from pytest_cidag.core.cachestore import CacheError
 from pytest_cidag.core.jobspec import (
     LOG_SUFFIX,
@@ -245,6 +245,11 @@ class JobItem(pytest.Item):
         if lookup.problem:
             self._cache_warning(f"{lookup.problem}: it runs")
         notes = [f"input pattern {p!r} matches nothing" for p in parts.unmatched]
+        notes += [
+            f"needs {name}, which has no key: only its outputs are in this one (list its files in inputs)"
+            for name, key in parts.needs.items()
+            if key == UNCACHED
+        ]
         if lookup.entry is None:
             reasons = cache.explain_miss(parts) if settings.why is not None else []
             self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", reasons + notes)

@@ -113,3 +113,29 @@ def test_the_execute_bit_is_in_a_digest_with_or_without_git(tmp_path: Path, use_
     digests = hasher.digests(["plain.sh", "tool.sh"])
     assert hasher.from_git == (2 if use_git else 0)
     assert digests["tool.sh"] == digests["plain.sh"] + EXECUTABLE
+
+
+@XDIST
+def test_files_an_uncached_upstream_makes_count_when_listed_in_inputs(
+    pytester: pytest.Pytester, job: JobWriter, xdist: list[str]
+) -> None:
+    """An uncached need has no key: its files reach a dependent's key only through the
+    dependent's own inputs, which the README says and --cidag-why repeats."""
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "version").write_text("1\n")
+    job("make", "cp version made")
+    job("blind", "cp made blind", needs='["make"]', inputs="[]", outputs='["blind"]')
+    job("use", "cp made used", needs='["make"]', inputs='["made"]', outputs='["used"]')
+    _run(pytester, *xdist).assert_outcomes(passed=3)
+    (pytester.path / "version").write_text("2\n")
+    result = _run(pytester, *xdist, "--cidag-why")
+    result.assert_outcomes(passed=3)
+    assert (pytester.path / "used").read_text() == "2\n"
+    assert (pytester.path / "blind").read_text() == "1\n"  # as documented: it did not list made
+    result.stdout.fnmatch_lines(
+        [
+            "blind: hit: needs make, which has no key: only its outputs are in this one (list its files in inputs)",
+            "make: not cacheable: no inputs",
+            "use: miss: file changed: made*",
+        ]
+    )
