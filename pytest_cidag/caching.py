@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from pytest_cidag.core import cachekey
 from pytest_cidag.core.cachestore import CacheError, CacheStore
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from collections.abc import Set as AbstractSet
 
     from pytest_cidag.core.graph import JobGraph
@@ -155,6 +157,31 @@ class JobCache:
         if self._hasher is not None:
             with contextlib.suppress(OSError):
                 self._hasher.save()
+
+
+#: Stands for the rootdir in stored CIDAG_OUTPUT values (a NUL no output value can hold), so
+#: a checkout at another path sharing the cache gets its own paths back.
+ROOTDIR_MARK = b"\0cidag-rootdir\0"
+
+
+def relocatable(outputs: bytes, rootdir: Path) -> bytes:
+    """``outputs`` with the rootdir's path, where a value names a path under it, as a mark."""
+    root = re.escape(os.fsencode(str(rootdir)))
+    return re.sub(root + rb"(?=/|\n|$)", lambda _: ROOTDIR_MARK, outputs, flags=re.MULTILINE)
+
+
+def relocated(outputs: bytes, rootdir: Path) -> bytes:
+    return outputs.replace(ROOTDIR_MARK, os.fsencode(str(rootdir)))
+
+
+def file_states(rootdir: Path, relpaths: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """What tells whether a file was written since: (mtime, ctime, size, inode) of each."""
+    states: dict[str, tuple[int, ...]] = {}
+    for rel in relpaths:
+        with contextlib.suppress(OSError):
+            st = os.lstat(rootdir / rel)
+            states[rel] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+    return states
 
 
 def write_key(run_dir: Path, job: str, key: str) -> None:

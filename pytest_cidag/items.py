@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_cidag import internals
-from pytest_cidag.caching import JobCache, Verdict, write_key
+from pytest_cidag.caching import JobCache, Verdict, file_states, relocatable, relocated, write_key
 from pytest_cidag.core import runner
 from pytest_cidag.core.cachekey import UNCACHED, KeyParts, explain, match_files
 from pytest_cidag.core.cachestore import CacheError
@@ -42,6 +42,7 @@ from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
 from pytest_cidag.keys import (
     CACHE_KEY,
+    OUTPUTS_BEFORE_KEY,
     REAPER_KEY,
     RESULT_KEY,
     RUN_KEY,
@@ -190,6 +191,9 @@ class JobItem(pytest.Item):
             parts = self._cache_parts(cache, settings)
             if cache.reads and self._restore(cache, parts, log_path, output_path, settings):
                 return
+            if cache.writes and self.spec.outputs:  # to tell what the run writes from what it found
+                found, _ = match_files(rootpath, self.spec.outputs)
+                self.stash[OUTPUTS_BEFORE_KEY] = file_states(rootpath, found)
         elif cache is not None:
             state = "off" if cache.mode == "off" else "not cacheable"
             self.stash[VERDICT_KEY] = Verdict(self.job_id, state, [] if state == "off" else ["no inputs"])
@@ -261,7 +265,7 @@ class JobItem(pytest.Item):
             self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", [f"not restored: {exc}"])
             return False
         if outputs:
-            output_path.write_bytes(outputs)
+            output_path.write_bytes(relocated(outputs, self.config.rootpath))
         write_key(settings.run_dir, self.job_id, key)
         self.stash[VERDICT_KEY] = Verdict(self.job_id, "hit", notes)
         self.user_properties.append(("cidag_cache", "hit"))
@@ -303,6 +307,11 @@ class JobItem(pytest.Item):
                 pytest.PytestWarning(f"cidag: job '{self.job_id}': not cached: its outputs ({patterns}) match no file")
             )
             return
+        # A file the outputs match that the run did not write (another job's, or one an
+        # incremental tool left alone) is restored only where no file is, never over one.
+        before = self.stash.get(OUTPUTS_BEFORE_KEY, {})
+        now = file_states(self.config.rootpath, files)
+        untouched = [f for f in files if f in before and before[f] == now.get(f)]
         try:
             outputs = output_path.read_bytes() if output_path.exists() else b""
             cache.store.store(
@@ -310,9 +319,10 @@ class JobItem(pytest.Item):
                 key=key,
                 parts=parts.to_json(),
                 log=log_path,
-                outputs=outputs,
+                outputs=relocatable(outputs, self.config.rootpath),
                 rootdir=self.config.rootpath,
                 files=files,
+                if_absent=untouched,
             )
         except (CacheError, OSError) as exc:
             self._cache_warning(f"not cached: {exc}")

@@ -29,6 +29,8 @@ REAPER_KEY: pytest.StashKey[Reaper] = pytest.StashKey()
 CACHE_KEY: pytest.StashKey[JobCache] = pytest.StashKey()
 #: item: what the cache said about the job (hit, miss and why), when it was asked.
 VERDICT_KEY: pytest.StashKey[Verdict] = pytest.StashKey()
+#: item: the states of the files a cacheable job's outputs matched before it ran.
+OUTPUTS_BEFORE_KEY: pytest.StashKey[dict[str, tuple[int, ...]]] = pytest.StashKey()
 #: item: the timeout pytest-timeout resolved for a job (seconds; 0 for none), when it is active.
 TIMEOUT_KEY: pytest.StashKey[float] = pytest.StashKey()
 #: item: what the job's process tree did.

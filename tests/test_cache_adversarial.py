@@ -141,12 +141,6 @@ def test_files_an_uncached_upstream_makes_count_when_listed_in_inputs(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job's outputs globs store every matching file, also one another job wrote and this "
-    "one never touched; a hit then writes that stale copy back over the other job's newer file "
-    "(design: store only files the job wrote, or restore untouched ones only where absent)",
-)
 def test_a_hit_never_writes_back_a_file_another_job_made(pytester: pytest.Pytester, job: JobWriter) -> None:
     pytester.makeini("[pytest]\n")
     (pytester.path / "version").write_text("1\n")
@@ -158,12 +152,21 @@ def test_a_hit_never_writes_back_a_file_another_job_made(pytester: pytest.Pytest
     assert (pytester.path / "out" / "first.txt").read_text() == "2\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the key holds no path of the checkout, but CIDAG_OUTPUT values often do ($PWD/dist/x.whl); "
-    "a checkout at another path sharing the cache hits and hands its dependents the first "
-    "checkout's paths (design: key on the rootdir when outputs name it, or rewrite them)",
-)
+def test_a_file_the_job_did_not_write_is_restored_where_it_is_missing(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    """... and only there: a fresh checkout gets what a real run would have found."""
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "version").write_text("1\n")
+    job("first", "mkdir -p out && cp version out/first.txt")
+    job("second", "mkdir -p out && echo 2 > out/second.txt", needs='["first"]', inputs="[]", outputs='["out/*"]')
+    _run(pytester).assert_outcomes(passed=2)
+    shutil.rmtree(pytester.path / "out")
+    _run(pytester, "--cidag-no-deps", "-k", "second").assert_outcomes(passed=1, deselected=1)
+    assert (pytester.path / "out" / "second.txt").read_text() == "2\n"
+    assert (pytester.path / "out" / "first.txt").read_text() == "1\n"
+
+
 def test_a_checkout_elsewhere_sharing_the_cache_gets_its_own_paths(pytester: pytest.Pytester) -> None:
     cache = pytester.path / "shared-cache"
     for name in ("one", "two"):

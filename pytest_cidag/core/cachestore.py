@@ -48,7 +48,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -91,6 +91,9 @@ class StoredFile:
     blob: str = ""
     digest: Digest = Digest("", 0)
     target: str | None = None
+    #: matched by the job's outputs but not written by its run (another job's file, or one an
+    #: incremental tool left as it was): restored only where no file is, never over one
+    if_absent: bool = False
 
     @property
     def size(self) -> int:
@@ -169,10 +172,12 @@ class CacheStore:
         outputs: bytes,
         rootdir: Path,
         files: Sequence[str],
+        if_absent: Collection[str] = (),
     ) -> None:
         """Store a passing job's result under (job, key), atomically, then evict; ``CacheRefused``
         for a path outside the rootdir, ``CacheError`` when it cannot be stored (nothing is then
-        visible). A concurrent store of the same entry wins or loses whole."""
+        visible). A concurrent store of the same entry wins or loses whole. The files named in
+        ``if_absent`` (among ``files``) are restored only where no file is."""
         final = self.entry_dir(job, key)
         label = entry_label(job, key)
         parts_json = json.loads(json.dumps(parts, allow_nan=False))  # JSON-able, or TypeError now
@@ -182,7 +187,16 @@ class CacheStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             sources = [_source(root_real, name, job) for name in dict.fromkeys(files)]
             with self._building() as build:
-                self._build(build, job=job, key=key, parts=parts_json, log=log, outputs=outputs, sources=sources)
+                self._build(
+                    build,
+                    job=job,
+                    key=key,
+                    parts=parts_json,
+                    log=log,
+                    outputs=outputs,
+                    sources=sources,
+                    if_absent=set(if_absent),
+                )
                 self._publish(build, final, job, key)
             self._sweep_tmp()
             self._evict(keep=final)
@@ -199,16 +213,18 @@ class CacheStore:
         log: Path,
         outputs: bytes,
         sources: list[_Source],
+        if_absent: Collection[str],
     ) -> None:
         (build / "files").mkdir()
         records: list[dict[str, Any]] = []
         for number, source in enumerate(sources):
+            flag = {"if_absent": True} if source.path in if_absent else {}
             if source.target is not None:
-                records.append({"path": source.path, "target": source.target})
+                records.append({"path": source.path, "target": source.target, **flag})
                 continue
             with source.open() as (reader, mode):
                 digest = _copy(reader, build / "files" / str(number))
-            records.append({"path": source.path, "mode": mode, "blob": str(number), **_digest_json(digest)})
+            records.append({"path": source.path, "mode": mode, "blob": str(number), **_digest_json(digest), **flag})
         with open(log, "rb") as reader:
             log_digest = _copy(reader, build / "log")
         (build / "outputs").write_bytes(outputs)
@@ -435,6 +451,8 @@ class CacheStore:
             rootdir.mkdir(parents=True, exist_ok=True)
             root_real = rootdir.resolve()
             for stored in entry.files:
+                if stored.if_absent and os.path.lexists(root_real.joinpath(*stored.path.split("/"))):
+                    continue  # not this job's to overwrite: it did not write it
                 staged.append(_stage(entry, stored, root_real))
             log_to.parent.mkdir(parents=True, exist_ok=True)
             staged.append((_stage_copy(entry, "log", entry.log, "stored log", log_to.parent), log_to))
@@ -538,12 +556,14 @@ def _entry_from(data: Any, directory: Path) -> Entry:
 
 def _stored_file(record: Any) -> StoredFile:
     path = _typed(_typed(record, dict)["path"], str)
+    if_absent = _typed(record.get("if_absent", False), bool)
     if "target" in record:
-        return StoredFile(path, target=_typed(record["target"], str))
+        return StoredFile(path, target=_typed(record["target"], str), if_absent=if_absent)
     blob = _typed(record["blob"], str)
     if not _BLOB_RE.fullmatch(blob):
         raise ValueError(f"bad blob name {blob!r}")
-    return StoredFile(path, mode=_typed(record["mode"], int) & 0o777, blob=blob, digest=_digest_from(record))
+    mode = _typed(record["mode"], int) & 0o777
+    return StoredFile(path, mode=mode, blob=blob, digest=_digest_from(record), if_absent=if_absent)
 
 
 def _digest_from(record: Any) -> Digest:
