@@ -34,10 +34,11 @@ def cache_files(name: str) -> tuple[list[str], list[str]]:
         inputs.append("src/js/")
         outputs.append("dist/js/")
     elif name == "build-wheel":
-        inputs.append("src/buckaroo/")
+        inputs.append("src/buckaroo/**/*.py")
         outputs.append("dist/*.whl")
     elif name in ("test-python", "test-python-3.12", "test-python-3.14", "lint-python"):
-        inputs += ["src/buckaroo/", "suite/"]
+        # *.py, not the directories: running the suite writes __pycache__ there
+        inputs += ["src/buckaroo/**/*.py", "suite/**/*.py"]
     elif name == "test-js":
         inputs.append("src/js/")
     return inputs, outputs

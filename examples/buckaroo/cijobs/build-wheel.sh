@@ -3,7 +3,7 @@
 # /// cidag
 # needs = ["build-js"]
 # timeout = 30
-# inputs = ["cijobs/_lib.sh", "src/buckaroo/"]
+# inputs = ["cijobs/_lib.sh", "src/buckaroo/**/*.py"]
 # outputs = ["dist/*.whl"]
 # env_inputs = ["DEMO_FAIL", "CIDAG_DEMO_SCALE"]
 # ///

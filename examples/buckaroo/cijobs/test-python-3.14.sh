@@ -3,7 +3,7 @@
 # /// cidag
 # needs = ["build-wheel"]
 # timeout = 50
-# inputs = ["cijobs/_lib.sh", "src/buckaroo/", "suite/"]
+# inputs = ["cijobs/_lib.sh", "src/buckaroo/**/*.py", "suite/**/*.py"]
 # env_inputs = ["DEMO_FAIL", "CIDAG_DEMO_SCALE"]
 # ///
 source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
