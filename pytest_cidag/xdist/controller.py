@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,6 +61,7 @@ class ControllerSide:
         self.started_keys: set[str] = set()
         self.exit_pending: tuple[str, int | None] | None = None
         self.late_errors: list[Any] = []  # serialized teardown reports, from the side channel
+        self.dispatched_at: dict[str, float] = {}  # key -> when it was last sent to a worker (epoch s)
 
     @property
     def run(self) -> RunGraph:
@@ -225,11 +227,15 @@ class ControllerSide:
     def use(self, scheduler: Any) -> None:
         if isinstance(scheduler, DagScheduling):
             self.scheduler = scheduler
+            scheduler.on_dispatch = self._dispatched
             # A run with jobs: SIGTERM and SIGHUP wind the controller down as Ctrl-C does,
             # and a second signal during that stops at once.
             self.jobs_found(self.stop_now)
             self._say_what_is_not_used()
         internals.replace_xdist_scheduler(self.config, scheduler)
+
+    def _dispatched(self, key: str) -> None:
+        self.dispatched_at[key] = time.time()
 
     def _say_what_is_not_used(self) -> None:
         """A run with jobs is scheduled by the graph: say so if --dist or another plugin's
