@@ -27,6 +27,7 @@ GRAPH_HELP = "Print the selected job graph (mermaid, dot or json; default mermai
 CACHE_HELP = "Job cache: rw (read and write, the default), r, w or off"
 CACHE_DIR_HELP = "Where cached job results are kept (default: .cidag/cache under the rootdir)"
 CACHE_MAX_HELP = "Size cap of the job cache in bytes; least recently used entries go first (default: 2 GiB)"
+RECORD_HELP = "Run record (run.json, trace.json) and critical-path line: on (the default) or off"
 WHY_HELP = "Say for each job (or these, comma-separated) why it was a cache hit or miss"
 #: Kept here, not imported from core.runner/core.render: this module must stay cheap to load.
 DEFAULT_KILL_GRACE = 2.0
@@ -51,8 +52,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--cidag-cache", metavar="MODE", default=None, choices=("rw", "r", "w", "off"), help=CACHE_HELP)
     group.addoption("--cidag-cache-dir", metavar="DIR", default=None, help=CACHE_DIR_HELP)
+    group.addoption("--cidag-record", metavar="MODE", default=None, choices=("on", "off"), help=RECORD_HELP)
     group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
     parser.addini("cidag_cache", CACHE_HELP, default="rw")
+    parser.addini("cidag_record", RECORD_HELP, default="on")
     parser.addini("cidag_cache_dir", CACHE_DIR_HELP, default="")
     parser.addini("cidag_cache_max_size", CACHE_MAX_HELP, default=str(2 * 1024**3))
     parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])
@@ -104,6 +107,7 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_cache is not None
         or option.cidag_cache_dir is not None
         or option.cidag_why is not None
+        or option.cidag_record is not None
     ):
         return True
     rootpath = config.rootpath

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from pytest_cidag.keys import (
     CACHE_KEY,
     OUTCOMES_KEY,
     REAPER_KEY,
+    RESULT_KEY,
     RUN_KEY,
     SETTINGS_KEY,
     TIMEOUT_KEY,
@@ -46,6 +48,8 @@ from pytest_cidag.state import RunGraph
 
 #: A report's cidag_status for a cache hit (a pass: outcomes see "passed").
 CACHED = "cached"
+#: A report's cidag_status for a job killed from outside (-x elsewhere, an interrupt): a skip.
+CANCELLED = "cancelled"
 
 
 def _number(config: pytest.Config, name: str, kind: type[int] | type[float], minimum: float) -> Any:
@@ -96,8 +100,16 @@ def resolve_settings(config: pytest.Config) -> Settings:
         previous_run_dir=previous,
         testcases=config.getoption("cidag_testcases"),
         reaches_jobs=reaches,
+        record=_record_setting(config),
         **_cache_settings(config),
     )
+
+
+def _record_setting(config: pytest.Config) -> bool:
+    value = config.getoption("cidag_record") or config.getini("cidag_record")
+    if value not in ("on", "off"):
+        raise pytest.UsageError(f"cidag_record: {value!r} from ini cidag_record must be on or off")
+    return bool(value == "on")
 
 
 def _cache_settings(config: pytest.Config) -> dict[str, Any]:
@@ -193,6 +205,8 @@ class JobsPlugin:
         #: This run's hold on its run directory (the scheduling process only), from the
         #: moment the run is known to run jobs until it ends.
         self.claim: RunClaim | None = None
+        #: When the run began (the record's start).
+        self.started = time.time()
         #: job files' real paths -> their paths under the job directories, made when needed
         self._by_real_path: dict[str, Path] | None = None
         #: node ids of the job files collected so far: a file reached twice is collected once
@@ -225,6 +239,10 @@ class JobsPlugin:
             raise pytest.UsageError(
                 f"cidag: cannot write the run directory {shown} ({where}): {exc.strerror or exc}"
             ) from None
+        if self.settings.record:
+            from pytest_cidag.record import RunRecorder
+
+            self.config.pluginmanager.register(RunRecorder(self.config, self.settings, self.started), "cidag-record")
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -295,6 +313,20 @@ class JobsPlugin:
             report.cidag_cache = json.dumps(dataclasses.asdict(verdict))
             if verdict.state == "hit" and report.passed:
                 report.cidag_status = CACHED
+        if isinstance(item, JobItem) and call.when == "call" and RESULT_KEY in item.stash:
+            # the job's process, for the run record (run.json) in the scheduling process
+            result = item.stash[RESULT_KEY]
+            report.cidag_run = json.dumps(
+                {
+                    "start": result.started,
+                    "end": result.ended,
+                    "returncode": result.returncode,
+                    "signal": result.signal_name,
+                    "timeout": item.effective_timeout(),
+                }
+            )
+            if result.aborted and report.skipped:
+                report.cidag_status = CANCELLED
         return report
 
     @pytest.hookimpl

@@ -33,6 +33,7 @@ class Settings:
     cache_dir: Path = Path(".cidag") / "cache"  # absolute once resolved
     cache_max_size: int = 2 * 1024**3
     why: tuple[str, ...] | None = None  # --cidag-why: () for every job, else these jobs
+    record: bool = True  # write run.json and trace.json, print the critical path (--cidag-record)
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""
