@@ -125,11 +125,13 @@ def git_facts(directory: Path) -> dict[str, str | None] | None:
 def write_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file renamed over it: a reader
     sees the old file or the whole new one. ``OSError`` when it cannot."""
+    # No indent: json's C encoder only serves compact output, ~15x faster than indented
+    # (a 200-job record: 1.6 ms against 22 ms); `python -m json.tool run.json` shows it indented.
+    text = json.dumps(data) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
+            f.write(text)
         tmp.replace(path)
     finally:
         with contextlib.suppress(OSError):
