@@ -29,6 +29,10 @@ Each entry: the internal, what it is used for, and why nothing public does it.
 * xdist's ``DSession.sched``: a run without jobs hands xdist the scheduler the user's hook
   or ``--dist`` would have given (the hook is called before anything is collected, so the
   choice is made at the first collection and xdist's attribute is set then).
+* ``_pytest.junitxml.xml_key`` (``LogXML.add_global_property``): cache hits are named in a
+  ``<testsuite>`` property. A ``<testcase>`` property would make the XML invalid against
+  Jenkins' schema, and the public ``record_testsuite_property`` is a fixture, which a hook
+  cannot use.
 * xdist's ``WorkerController.shutting_down``, ``.workeroutput`` and ``.gateway`` (read by
   the scheduler, which cannot import this module): no job goes to a worker xdist is
   stopping, and a worker that ended its session by itself is not a crash.
@@ -115,3 +119,12 @@ def worker_exit_status(node: Any) -> int | None:
 
 def worker_id(node: Any) -> str:
     return str(getattr(getattr(node, "gateway", None), "id", node))
+
+
+def add_junit_suite_property(config: pytest.Config, name: str, value: str) -> None:
+    """A ``<property>`` of the JUnit XML's ``<testsuite>``, when ``--junitxml`` is on."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.add_global_property(name, value)

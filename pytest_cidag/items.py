@@ -268,7 +268,6 @@ class JobItem(pytest.Item):
             output_path.write_bytes(relocated(outputs, self.config.rootpath))
         write_key(settings.run_dir, self.job_id, key)
         self.stash[VERDICT_KEY] = Verdict(self.job_id, "hit", notes)
-        self.user_properties.append(("cidag_cache", "hit"))
         self.add_report_section("call", "stdout", runner.read_for_report(log_path, settings.report_limit))
         return True
 
@@ -287,7 +286,6 @@ class JobItem(pytest.Item):
         write_key(settings.run_dir, self.job_id, key)
         if VERDICT_KEY not in self.stash:  # (mode w: never looked up)
             self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", ["not looked up (--cidag-cache w)"])
-        self.user_properties.append(("cidag_cache", "miss"))
         if not cache.writes:
             return
         self._warn_unsigned(cache)

@@ -202,6 +202,7 @@ class JobsPlugin:
         self.reaper = config.stash[REAPER_KEY] = Reaper(settings.kill_grace)
         self.cache = config.stash[CACHE_KEY] = JobCache(settings, config.rootpath)
         self.verdicts: list[dict[str, Any]] = []  # --cidag-why, from every process's reports
+        self.hits: list[str] = []  # node ids of this run's cache hits, for the JUnit XML
         #: This run's hold on its run directory (the scheduling process only), from the
         #: moment the run is known to run jobs until it ends.
         self.claim: RunClaim | None = None
@@ -336,8 +337,17 @@ class JobsPlugin:
             return "passed", "c", ("CACHED", {"green": True})
         return None
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # tryfirst: before the JUnit XML is written. On the suite, not on each testcase:
+        # Jenkins' schema allows no <properties> in a <testcase>.
+        if self.hits:
+            internals.add_junit_suite_property(self.config, "cidag_cache_hits", " ".join(sorted(self.hits)))
+
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and getattr(report, "cidag_status", None) == CACHED:
+            self.hits.append(report.nodeid)
         data = getattr(report, "cidag_cache", None)
         if data and report.when == "call" and self.settings.why is not None:
             verdict = json.loads(data)

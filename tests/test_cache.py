@@ -69,9 +69,10 @@ def test_an_unchanged_dag_runs_no_cached_job_and_gives_dependents_the_same(
     latest = (pytester.path / ".cidag" / "runs" / "latest").resolve()
     assert (latest / "build.log").read_text() == ""  # the stored log, copied into this run
     assert (latest / "build.outputs").read_text() == "artifact=dist/out.txt\n"
-    cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").iter("testcase")}
-    properties = {p.get("name"): p.get("value") for p in cases["build"].iter("property")}
-    assert properties == {"cidag_cache": "hit"}
+    suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert properties == {"cidag_cache_hits": "cijobs/build.sh::build cijobs/test.sh::test"}
 
 
 @XDIST
@@ -105,11 +106,22 @@ def test_an_env_input_change_reruns_the_job(
     assert "3.12" not in result.stdout.str().split("cidag cache: why")[1]  # a name, never a value
 
 
-def test_a_failing_job_is_never_cached(pytester: pytest.Pytester, job: JobWriter) -> None:
+@pytest.mark.parametrize(
+    ("body", "block", "outcome"),
+    [
+        ("exit 1", {}, {"failed": 1}),
+        ("echo 'no docker'\nexit 77", {}, {"skipped": 1}),  # a skip
+        ("sleep 30", {"timeout": "1"}, {"failed": 1}),
+    ],
+    ids=["failure", "skip", "timeout"],
+)
+def test_only_a_pass_is_ever_cached(
+    pytester: pytest.Pytester, job: JobWriter, body: str, block: dict[str, str], outcome: dict[str, int]
+) -> None:
     pytester.makeini("[pytest]\n")
-    job("flaky", "echo flaky >> ran\nexit 1", inputs="[]")
+    job("flaky", f"echo flaky >> ran\n{body}", inputs="[]", **block)
     for _ in range(2):
-        _run(pytester).assert_outcomes(failed=1)
+        _run(pytester).assert_outcomes(**outcome)
     assert _ran(pytester) == ["flaky", "flaky"]
 
 

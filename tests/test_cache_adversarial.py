@@ -11,6 +11,7 @@ import pytest
 
 from pytest_cidag.core.cachekey import EXECUTABLE, FileHasher
 from tests.conftest import JobWriter
+from tests.test_cache import _ran
 from tests.test_catalogue import entry
 
 XDIST = pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["n0", "n2"])
@@ -18,29 +19,6 @@ XDIST = pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["n0", "n2"])
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:randomly", "-v", "-W", "default", *args)
-
-
-def _ran(pytester: pytest.Pytester) -> list[str]:
-    ran = pytester.path / "ran"
-    lines = ran.read_text().split() if ran.exists() else []
-    ran.unlink(missing_ok=True)
-    return sorted(lines)
-
-
-def test_a_skip_is_never_stored(pytester: pytest.Pytester, job: JobWriter) -> None:
-    pytester.makeini("[pytest]\n")
-    job("maybe", "echo maybe >> ran\necho 'no docker'\nexit 77", inputs="[]")
-    for _ in range(2):
-        _run(pytester).assert_outcomes(skipped=1)
-    assert _ran(pytester) == ["maybe", "maybe"]
-
-
-def test_a_timeout_is_never_stored(pytester: pytest.Pytester, job: JobWriter) -> None:
-    pytester.makeini("[pytest]\n")
-    job("slow", "echo slow >> ran\nsleep 30", inputs="[]", timeout="1")
-    for _ in range(2):
-        _run(pytester).assert_outcomes(failed=1)
-    assert _ran(pytester) == ["slow", "slow"]
 
 
 def test_a_restore_never_replaces_a_directory_the_user_made_where_a_file_was(

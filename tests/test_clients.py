@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+import xmlschema
 
-from tests.conftest import JobWriter
+from tests.conftest import DATA, JobWriter
 
 ADAPTER = textwrap.dedent(
     """
@@ -200,3 +202,32 @@ def test_pycharm_gets_the_jobs_name_as_teamcity_metainfo(pytester: pytest.Pytest
     # what PyCharm's re-run by metainfo does selects exactly that job
     rerun = pytester.runpytest_subprocess("cijobs", "-k", "test[py312]", "-q")
     rerun.assert_outcomes(passed=1, deselected=3)
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_a_cache_hit_reaches_every_consumer_as_a_pass(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    """VS Code's adapter, PyCharm's teamcity-messages and JUnit consumers see a hit as the
+    pass it stands for, with its path; the JUnit file still validates against Jenkins' XSD."""
+    job("build", "echo built", inputs="[]")
+    job("test", "echo tested", needs='["build"]', inputs="[]")
+    pytester.makeconftest(ADAPTER)
+    pytester.runpytest_subprocess("-n", n).assert_outcomes(passed=2)
+    (pytester.path / "adapter.jsonl").unlink()
+    result = pytester.runpytest_subprocess("-n", n, "--teamcity", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=2)
+    delivered = {r["nodeid"]: r for r in read_jsonl(pytester.path / "adapter.jsonl") if r["path"] is not None}
+    for name in ("build", "test"):
+        nodeid = f"cijobs/{name}.sh::{name}"
+        assert delivered[nodeid]["outcome"] == "passed"
+        assert delivered[nodeid]["path"] == str(pytester.path / "cijobs" / f"{name}.sh")
+        assert any(
+            "##teamcity[testFinished" in line and f"name='cijobs.{name}_sh.{name}'" in line
+            for line in result.stdout.lines
+        ), name
+    text = result.stdout.str()
+    assert "testFailed" not in text and "testIgnored" not in text
+    xmlschema.XMLSchema(DATA / "jenkins-junit-10.xsd").validate(str(pytester.path / "junit.xml"))
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    assert {c.get("name") for c in root.iter("testcase") if c.find("failure") is None} == {"build", "test"}
+    hits = [p.get("value") for p in root.iter("property") if p.get("name") == "cidag_cache_hits"]
+    assert hits == ["cijobs/build.sh::build cijobs/test.sh::test"]
