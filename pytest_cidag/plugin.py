@@ -28,6 +28,13 @@ CACHE_HELP = "Job cache: rw (read and write, the default), r, w or off"
 CACHE_DIR_HELP = "Where cached job results are kept (default: .cidag/cache under the rootdir)"
 CACHE_MAX_HELP = "Size cap of the job cache in bytes; least recently used entries go first (default: 2 GiB)"
 RECORD_HELP = "Run record (run.json, trace.json) and critical-path line: on (the default) or off"
+NEEDS_DIR_HELP = "With --cidag-no-deps: read the outputs of needs outside the run from DIR (default: the latest run)"
+EXPORT_HELP = "Write the selected job graph as a CI workflow (github-actions) and exit"
+EXPORT_FILE_HELP = "Where --cidag-export writes (default: .github/workflows/cidag.yml under the rootdir; - for stdout)"
+EXPORT_CHECK_HELP = "With --cidag-export: write nothing, exit 1 when the file differs from what the export gives"
+EXPORT_PYTHON_HELP = "Python version the exported workflow sets up (default: 3.12)"
+EXPORT_INSTALL_HELP = "Install commands of the exported workflow, one per line (default: pip install pytest-cidag)"
+EXPORT_RUNS_ON_HELP = "runs-on of the exported workflow's jobs (default: ubuntu-latest)"
 WHY_HELP = "Say for each job (or these, comma-separated) why it was a cache hit or miss"
 #: Kept here, not imported from core.runner/core.render: this module must stay cheap to load.
 DEFAULT_KILL_GRACE = 2.0
@@ -53,6 +60,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cidag-cache", metavar="MODE", default=None, choices=("rw", "r", "w", "off"), help=CACHE_HELP)
     group.addoption("--cidag-cache-dir", metavar="DIR", default=None, help=CACHE_DIR_HELP)
     group.addoption("--cidag-record", metavar="MODE", default=None, choices=("on", "off"), help=RECORD_HELP)
+    group.addoption("--cidag-needs-dir", metavar="DIR", default=None, help=NEEDS_DIR_HELP)
+    group.addoption("--cidag-export", metavar="FORMAT", default=None, choices=("github-actions",), help=EXPORT_HELP)
+    group.addoption("--cidag-export-file", metavar="PATH", default=None, help=EXPORT_FILE_HELP)
+    group.addoption("--cidag-export-check", action="store_true", default=False, help=EXPORT_CHECK_HELP)
+    parser.addini("cidag_export_python", EXPORT_PYTHON_HELP, default="3.12")
+    parser.addini("cidag_export_install", EXPORT_INSTALL_HELP, type="linelist", default=[])
+    parser.addini("cidag_export_runs_on", EXPORT_RUNS_ON_HELP, default="ubuntu-latest")
     group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
     parser.addini("cidag_cache", CACHE_HELP, default="rw")
     parser.addini("cidag_record", RECORD_HELP, default="on")
@@ -78,6 +92,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.option.cidag_export and not config.option.help:
+        from pytest_cidag import internals
+        from pytest_cidag.export import export_main
+
+        if hasattr(config.option, "dist"):
+            config.option.dist = "no"  # collected and written by this process
+        return int(internals.wrap_session(config, export_main))
     if config.option.cidag_graph and not config.option.help:
         from pytest_cidag import internals
         from pytest_cidag.graphview import graph_main
@@ -99,6 +120,8 @@ def may_have_jobs(config: pytest.Config) -> bool:
     option = config.option
     if (
         option.cidag_graph
+        or option.cidag_export
+        or option.cidag_needs_dir
         or option.cidag_run_dir
         or option.cidag_first
         or option.cidag_no_deps

