@@ -16,7 +16,7 @@ import pytest
 
 from pytest_cidag import internals
 from pytest_cidag.caching import JobCache, Verdict, file_states, relocatable, relocated, write_key
-from pytest_cidag.core import runner
+from pytest_cidag.core import junit, runner
 from pytest_cidag.core.cachekey import UNCACHED, KeyParts, explain, match_files
 from pytest_cidag.core.cachestore import CacheError
 from pytest_cidag.core.jobspec import (
@@ -434,7 +434,11 @@ class JobItem(pytest.Item):
             return super().repr_failure(excinfo, style=style)
         exc = excinfo.value
         settings: Settings = self.config.stash[SETTINGS_KEY]
-        lines = [f"job '{self.job_id}' failed: {exc.headline}", *exc.details]
+        path, lineno, _ = self.location
+        # Under the headline, as a Java exception's first frame: where dorny/test-reporter
+        # finds the file and line of a failure in JUnit XML (pytest_cidag/core/junit.py).
+        lines = [f"job '{self.job_id}' failed: {exc.headline}", junit.frame(path, (lineno or 0) + 1, self.job_id)]
+        lines += exc.details
         if exc.result is not None and settings.tail_lines > 0:
             last = runner.tail(exc.result.log_path, settings.tail_lines)
             if last:
@@ -443,7 +447,6 @@ class JobItem(pytest.Item):
             else:
                 lines.append("(no output)")
         text = "".join(line + "\n" for line in lines)
-        path, lineno, _ = self.location
         return internals.failure_repr(path, (lineno or 0) + 1, f"job failed: {exc.headline}", text)
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -34,6 +34,7 @@ def test_failure_report_is_a_few_plain_lines(pytester: pytest.Pytester, job: Job
         [
             "*_ job.broken _*",
             "job 'broken' failed: exit code 3",
+            "  at cijobs.Job.broken(broken.sh:1)",  # for JUnit consumers (tests/test_junit_consumers.py)
             "command:  /bin/bash cijobs/broken.sh",
             "duration: *s",
             "log:      .cidag/runs/*/broken.log",
