@@ -33,6 +33,9 @@ Each entry: the internal, what it is used for, and why nothing public does it.
   ``<testsuite>`` property. A ``<testcase>`` property would make the XML invalid against
   Jenkins' schema, and the public ``record_testsuite_property`` is a fixture, which a hook
   cannot use.
+* ``LogXML.logfile`` (through the same ``xml_key``): the path pytest wrote the JUnit XML to,
+  normalized as pytest normalized ``--junitxml``, so the ``github`` form
+  (:mod:`pytest_cidag.junitform`) rewrites exactly that file.
 * xdist's ``WorkerController.shutting_down``, ``.workeroutput`` and ``.gateway`` (read by
   the scheduler, which cannot import this module): no job goes to a worker xdist is
   stopping, and a worker that ended its session by itself is not a crash.
@@ -128,3 +131,11 @@ def add_junit_suite_property(config: pytest.Config, name: str, value: str) -> No
     xml = config.stash.get(xml_key, None)
     if xml is not None:
         xml.add_global_property(name, value)
+
+
+def junit_logfile(config: pytest.Config) -> str | None:
+    """The file pytest writes the JUnit XML to, when ``--junitxml`` is on in this process."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    return None if xml is None else str(xml.logfile)

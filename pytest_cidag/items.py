@@ -97,10 +97,14 @@ class JobFile(pytest.Collector):
         # the stat above could keep the same times ("racy git"); such a file is read again.
         recent = max(seen[3], seen[4]) > time.time_ns() - RACY_NS
         checked = (seen, command_for(self.path, data)) if data.strip() and not recent else None
+        settings: Settings = self.config.stash[SETTINGS_KEY]
         for leg in spec.legs():
             item = JobItem.from_parent(self, name=leg.id, leg=leg)
             item.checked = checked
             _apply_markers(item, spec)
+            if settings.junit_form == junit.JunitForm.GITHUB:
+                path, lineno, _ = item.location
+                item.user_properties.extend(junit.properties(path, (lineno or 0) + 1))
             yield item
 
 

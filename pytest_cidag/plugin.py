@@ -36,9 +36,14 @@ EXPORT_PYTHON_HELP = "Python version the exported workflow sets up (default: 3.1
 EXPORT_INSTALL_HELP = "Install commands of the exported workflow, one per line (default: pip install pytest-cidag)"
 EXPORT_RUNS_ON_HELP = "runs-on of the exported workflow's jobs (default: ubuntu-latest)"
 WHY_HELP = "Say for each job (or these, comma-separated) why it was a cache hit or miss"
+JUNIT_FORM_HELP = (
+    "JUnit XML: jenkins (pytest's own, valid against Jenkins' schema; the default) or github "
+    "(each job's testcase also gets file and line attributes, which GitHub annotation tools read)"
+)
 #: Kept here, not imported from core.runner/core.render: this module must stay cheap to load.
 DEFAULT_KILL_GRACE = 2.0
 GRAPH_FORMATS = ("mermaid", "dot", "json")
+JUNIT_FORMS = ("jenkins", "github")  # pytest_cidag.core.junit.JunitForm
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,8 +73,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cidag_export_install", EXPORT_INSTALL_HELP, type="linelist", default=[])
     parser.addini("cidag_export_runs_on", EXPORT_RUNS_ON_HELP, default="ubuntu-latest")
     group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
+    group.addoption("--cidag-junit-form", metavar="FORM", default=None, choices=JUNIT_FORMS, help=JUNIT_FORM_HELP)
     parser.addini("cidag_cache", CACHE_HELP, default="rw")
     parser.addini("cidag_record", RECORD_HELP, default="on")
+    parser.addini("cidag_junit_form", JUNIT_FORM_HELP, default="jenkins")
     parser.addini("cidag_cache_dir", CACHE_DIR_HELP, default="")
     parser.addini("cidag_cache_max_size", CACHE_MAX_HELP, default=str(2 * 1024**3))
     parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])
@@ -131,6 +138,7 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_cache_dir is not None
         or option.cidag_why is not None
         or option.cidag_record is not None
+        or option.cidag_junit_form is not None
     ):
         return True
     rootpath = config.rootpath

@@ -24,12 +24,14 @@ import pytest
 from pytest_cidag import internals
 from pytest_cidag.caching import MODES, JobCache, Verdict
 from pytest_cidag.core import signals
+from pytest_cidag.core.junit import JunitForm
 from pytest_cidag.core.reaper import Reaper
 from pytest_cidag.core.settings import RUNS_DIR, RunClaim, Settings, latest_run, new_run_name
 from pytest_cidag.core.status import Status
 from pytest_cidag.dependency import DependencyBridge
 from pytest_cidag.items import DirectoryLoop, JobFailed, JobFile, JobItem
 from pytest_cidag.jobfiles import by_real_path, in_helper_dir, is_job_file, is_loop, scan_job_dirs, shown_path
+from pytest_cidag.junitform import GithubJunitForm, junit_form_setting
 from pytest_cidag.keys import (
     CACHE_KEY,
     OUTCOMES_KEY,
@@ -102,6 +104,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         testcases=config.getoption("cidag_testcases"),
         reaches_jobs=reaches,
         record=_record_setting(config),
+        junit_form=junit_form_setting(config),
         **_cache_settings(config),
     )
 
@@ -151,6 +154,8 @@ def activate(config: pytest.Config) -> None:
         ("cidag-selection", selection),
     ):
         config.pluginmanager.register(plugin, name)
+    if settings.junit_form == JunitForm.GITHUB and not is_worker:  # only where pytest writes the XML
+        config.pluginmanager.register(GithubJunitForm(config), "cidag-junit-form")
     if run.job_index and reaches:
         # pytest's --lf keeps only the failed tests of a file at collection, so a passed test
         # that a job needs would be missing from the graph. Collect whole files; LFPlugin

@@ -1,9 +1,9 @@
-"""JUnit XML as the GitHub tools that annotate a pull request read it, at -n 0 and 2.
+"""JUnit XML as the GitHub tools that annotate a pull request read it: each form, at -n 0 and 2.
 
 The tools are GitHub Actions, not on PyPI or npm, so they cannot run here. Each is
 represented by a port of the few lines that find a failure's file and line, named after the
 function it ports (their sources: dorny/test-reporter, EnricoMi/publish-unit-test-result-action,
-mikepenz/action-junit-report).
+mikepenz/action-junit-report). README "JUnit consumers" has the results of the real tools.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import junitparser
 import pytest
 import xmlschema
 
-from pytest_cidag.core.junit import frame
+from pytest_cidag import plugin
+from pytest_cidag.core.junit import FILE_PROPERTY, LINE_PROPERTY, frame, properties, to_github_form
+from pytest_cidag.junitform import FORMS
 from tests.conftest import DATA, JobWriter
 
 # --- ports of the consumers' code ------------------------------------------------------------
@@ -118,6 +121,39 @@ def test_the_jenkins_form_is_valid_and_dorny_finds_the_job(pytester: pytest.Pyte
         assert mikepenz(case, failure_text(case)) == ("sh", line)
 
 
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_the_github_form_gives_every_consumer_the_jobs_file_and_line(
+    pytester: pytest.Pytester, job: JobWriter, n: str
+) -> None:
+    where = project(pytester, job)
+    cases = run(pytester, n, "--cidag-junit-form=github")
+    tracked = [path for path, _ in where.values()]
+    for name, (path, line) in where.items():
+        case = cases[name]
+        assert (case.get("file"), case.get("line")) == (path, str(line))  # passed jobs too
+        assert case.find("properties") is None  # the carriers are gone
+        if name == "lint":
+            continue
+        assert enricomi(case) == (path, line)
+        assert mikepenz(case, failure_text(case)) == (path, line)
+        assert dorny(failure_text(case), tracked) == (path, line)
+    # a Python test keeps pytest's own testcase (its line would be its def, not its failure)
+    assert cases["test_x"].get("file") is None
+    with pytest.raises(xmlschema.XMLSchemaValidationError, match="'file'"):
+        xmlschema.XMLSchema(DATA / "jenkins-junit-10.xsd").validate(str(pytester.path / "junit.xml"))
+
+
+def test_the_github_form_corrects_xunit1s_zero_based_lines(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build", "exit 1", shebang="/bin/sh", timeout="30")
+    xml = pytester.path / "junit.xml"
+    pytester.runpytest("-o", "junit_family=xunit1", f"--junitxml={xml}").assert_outcomes(failed=1)
+    assert ET.parse(xml).getroot().find("*/testcase").get("line") == "1"  # type: ignore[union-attr]
+    pytester.runpytest("-o", "junit_family=xunit1", f"--junitxml={xml}", "-o", "cidag_junit_form=github")
+    case = ET.parse(xml).getroot().find("*/testcase")
+    assert case is not None
+    assert (case.get("file"), case.get("line")) == ("cijobs/build.sh", "2")
+
+
 def test_a_failure_shows_where_its_job_is(pytester: pytest.Pytester, job: JobWriter) -> None:
     job("top", "exit 3")
     result = pytester.runpytest()
@@ -133,3 +169,31 @@ def test_frame_names_the_directories_as_the_package() -> None:
     assert frame("top.sh", 7, "top") == "  at Job.top(top.sh:7)"  # dorny needs a directory
     assert dorny(frame("ci/jobs/test", 1, "t"), ["ci/jobs/test", "other/test"]) == ("ci/jobs/test", 1)
     assert dorny(frame("top.sh", 7, "top"), ["top.sh"]) is None
+
+
+def test_to_github_form_moves_only_its_own_properties(tmp_path: Path) -> None:
+    xml = tmp_path / "junit.xml"
+    ours = "".join(f'<property name="{n}" value="{v}"/>' for n, v in properties("ci/a.sh", 4))
+    xml.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="3" failures="0" errors="0">'
+        f'<testcase classname="ci.a.sh" name="a"><properties>{ours}</properties></testcase>'
+        f'<testcase classname="ci.b.sh" name="b"><properties>{ours}<property name="mine" value="1"/></properties>'
+        "</testcase>"
+        '<testcase classname="test_x" name="test_x"><properties><property name="mine" value="2"/></properties>'
+        "</testcase></testsuite></testsuites>"
+    )
+    assert to_github_form(xml) == 2
+    a, b, x = ET.parse(xml).getroot().iter("testcase")
+    assert (a.get("file"), a.get("line"), a.find("properties")) == ("ci/a.sh", "4", None)
+    assert (b.get("file"), b.get("line")) == ("ci/a.sh", "4")
+    assert [p.get("name") for p in b.iter("property")] == ["mine"]
+    assert x.get("file") is None and [p.get("value") for p in x.iter("property")] == ["2"]
+    assert {FILE_PROPERTY, LINE_PROPERTY}.isdisjoint(p.get("name") for p in ET.parse(xml).iter("property"))
+    before = xml.stat().st_mtime_ns
+    assert to_github_form(xml) == 0  # nothing left to move: the file is not written again
+    assert xml.stat().st_mtime_ns == before
+    assert list(tmp_path.iterdir()) == [xml]
+
+
+def test_the_option_offers_the_forms_the_plugin_knows() -> None:
+    assert plugin.JUNIT_FORMS == FORMS

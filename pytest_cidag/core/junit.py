@@ -1,5 +1,5 @@
 """What the GitHub tools that annotate a pull request from JUnit XML need to find a job's
-file and line. Pure.
+file and line, and the two forms of JUnit XML that give it to them. Pure.
 
 What each tool reads (from their sources; README "JUnit consumers" has the table):
 
@@ -18,10 +18,28 @@ What each tool reads (from their sources; README "JUnit consumers" has the table
   (``sh`` for ``cijobs.build-wheel.sh``) and to a ``<file>...:<line>`` match in the text.
 
 Jenkins' schema (``junit-10.xsd``) allows neither ``file`` nor ``line`` on a testcase, so
-the valid XML pytest writes serves only dorny.
+no XML is both valid there and complete for the last two: :class:`JunitForm` picks one.
 """
 
 from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from enum import StrEnum
+from pathlib import Path
+
+
+class JunitForm(StrEnum):
+    """Which JUnit XML the run writes (ini ``cidag_junit_form``)."""
+
+    JENKINS = "jenkins"  # pytest's own: valid against Jenkins' schema; dorny finds the job
+    GITHUB = "github"  # each job's testcase also gets ``file`` and a 1-based ``line``
+
+
+#: The job's file and line ride to the XML as user properties of its report (they cross
+#: xdist's channel with it) and :func:`to_github_form` turns them into attributes.
+FILE_PROPERTY = "cidag_junit_file"
+LINE_PROPERTY = "cidag_junit_line"
 
 #: The "class" of a job's frame: the first dotted part that starts with a capital ends the
 #: package for dorny's ``getFilePath``, so the directories before it must not.
@@ -39,3 +57,38 @@ def frame(path: str, line: int, job_id: str) -> str:
     directory, _, name = path.rpartition("/")
     package = directory.replace("/", ".") + "." if directory else ""
     return f"  at {package}{FRAME_CLASS}.{job_id}({name}:{line})"
+
+
+def properties(path: str, line: int) -> list[tuple[str, str]]:
+    """The user properties that carry a job's file and 1-based line to the XML."""
+    return [(FILE_PROPERTY, path), (LINE_PROPERTY, str(line))]
+
+
+def to_github_form(xml_path: Path) -> int:
+    """Rewrite the JUnit file at ``xml_path``: each testcase with the properties of
+    :func:`properties` gets them as its ``file`` and ``line`` attributes, and loses them as
+    properties (an emptied ``<properties>`` goes too). Returns how many testcases changed.
+
+    The file is replaced in one rename, so a reader sees the old or the new file, whole.
+    """
+    tree = ET.parse(xml_path)
+    changed = 0
+    for case in tree.iter("testcase"):
+        holder = case.find("properties")
+        if holder is None:
+            continue
+        ours = {p.get("name"): p for p in holder.findall("property") if p.get("name") in (FILE_PROPERTY, LINE_PROPERTY)}
+        if not ours:
+            continue
+        for name, attribute in ((FILE_PROPERTY, "file"), (LINE_PROPERTY, "line")):
+            if name in ours:
+                case.set(attribute, ours[name].get("value", ""))
+                holder.remove(ours[name])
+        if len(holder) == 0:
+            case.remove(holder)
+        changed += 1
+    if changed:
+        temporary = xml_path.with_name(f".{xml_path.name}.{os.getpid()}.tmp")
+        tree.write(temporary, encoding="utf-8", xml_declaration=True)
+        temporary.replace(xml_path)
+    return changed

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_cidag.core.junit import JunitForm
+
 RUNS_DIR = Path(".cidag") / "runs"
 LATEST = "latest"
 
@@ -34,6 +36,7 @@ class Settings:
     cache_max_size: int = 2 * 1024**3
     why: tuple[str, ...] | None = None  # --cidag-why: () for every job, else these jobs
     record: bool = True  # write run.json and trace.json, print the critical path (--cidag-record)
+    junit_form: JunitForm = JunitForm.JENKINS  # what the JUnit XML holds (--cidag-junit-form)
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""
