@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 #: A file of the entry's project; a ``symlink`` block is a symbolic link to the path it holds.
-FILE_RE = re.compile(r"^`(?P<path>[^`]+)`\n```(?P<kind>sh|python|symlink)\n(?P<body>.*?)```", re.M | re.S)
-COMMAND_RE = re.compile(r"^`(?P<command>pytest[^`]*)`\n```text\n(?P<lines>.*?)```", re.M | re.S)
+FILE_RE = re.compile(r"^`(?P<path>[^`]+)`\n```(?P<kind>sh|python|json|symlink)\n(?P<body>.*?)```", re.M | re.S)
+#: pytest, or the report command (the installed console script, as a user runs it).
+COMMAND_RE = re.compile(r"^`(?P<command>(?:pytest|cidag-report)\b[^`]*)`\n```text\n(?P<lines>.*?)```", re.M | re.S)
+CIDAG_REPORT = Path(sysconfig.get_path("scripts")) / "cidag-report"
 
 
 #: An entry whose prose says this needs what a catalogue run cannot set up (a mount); the
@@ -28,6 +31,7 @@ class Entry:
     args: list[str]
     expected: list[str]
     runs_here: bool = True
+    program: str = "pytest"
 
 
 def entries() -> list[Entry]:
@@ -38,8 +42,9 @@ def entries() -> list[Entry]:
         links = {m["path"]: m["body"].strip() for m in FILE_RE.finditer(rest) if m["kind"] == "symlink"}
         command = COMMAND_RE.search(rest)
         assert command is not None, f"entry {title!r} has no command"
-        args, expected = shlex.split(command["command"])[1:], command["lines"].splitlines()
-        out.append(Entry(title, files, links, args, expected, runs_here=NOT_RUN not in rest))
+        program, *args = shlex.split(command["command"])
+        expected = command["lines"].splitlines()
+        out.append(Entry(title, files, links, args, expected, runs_here=NOT_RUN not in rest, program=program))
     return out
 
 
@@ -69,7 +74,10 @@ def test_documented_message(pytester: pytest.Pytester, entry: Entry) -> None:
     for path, to in entry.links.items():
         pytester.path.joinpath(path).symlink_to(to)
     # a real process: the messages are what a user sees from the command line
-    result = pytester.runpytest_subprocess(*entry.args)
+    if entry.program == "cidag-report":
+        result = pytester.run(CIDAG_REPORT, *entry.args)
+    else:
+        result = pytester.runpytest_subprocess(*entry.args)
     # argparse names the program as it was started: `pytest` for a user, `python -m pytest` here
     lines = [line.replace("python -m pytest", "pytest") for line in result.outlines + result.errlines]
     for expected in entry.expected:
