@@ -35,6 +35,12 @@ EXPORT_CHECK_HELP = "With --cidag-export: write nothing, exit 1 when the file di
 EXPORT_PYTHON_HELP = "Python version the exported workflow sets up (default: 3.12)"
 EXPORT_INSTALL_HELP = "Install commands of the exported workflow, one per line (default: pip install pytest-cidag)"
 EXPORT_RUNS_ON_HELP = "runs-on of the exported workflow's jobs (default: ubuntu-latest)"
+REPORT_HELP = (
+    "Write the timeline report (one HTML file) to FILE, an .html name (default: report.html in the run "
+    "directory); off: none. Needs pytest-cidag[report]"
+)
+REPORT_INI_HELP = "Timeline report: off (the default), on (report.html in the run directory), or an .html file"
+REPORT_GATES_HELP = "Draw a line in the timeline report where each of these jobs (comma-separated) ended"
 WHY_HELP = "Say for each job (or these, comma-separated) why it was a cache hit or miss"
 JUNIT_FORM_HELP = (
     "JUnit XML: jenkins (pytest's own, valid against Jenkins' schema; the default) or github "
@@ -72,11 +78,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cidag_export_python", EXPORT_PYTHON_HELP, default="3.12")
     parser.addini("cidag_export_install", EXPORT_INSTALL_HELP, type="linelist", default=[])
     parser.addini("cidag_export_runs_on", EXPORT_RUNS_ON_HELP, default="ubuntu-latest")
+    group.addoption("--cidag-report", metavar="FILE", nargs="?", const="on", default=None, help=REPORT_HELP)
+    group.addoption("--cidag-report-gates", metavar="JOB[,JOB...]", default=None, help=REPORT_GATES_HELP)
     group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
     group.addoption("--cidag-junit-form", metavar="FORM", default=None, choices=JUNIT_FORMS, help=JUNIT_FORM_HELP)
     parser.addini("cidag_cache", CACHE_HELP, default="rw")
     parser.addini("cidag_record", RECORD_HELP, default="on")
     parser.addini("cidag_junit_form", JUNIT_FORM_HELP, default="jenkins")
+    parser.addini("cidag_report", REPORT_INI_HELP, default="off")
+    parser.addini("cidag_report_gates", REPORT_GATES_HELP, default="")
     parser.addini("cidag_cache_dir", CACHE_DIR_HELP, default="")
     parser.addini("cidag_cache_max_size", CACHE_MAX_HELP, default=str(2 * 1024**3))
     parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])
@@ -139,6 +149,8 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_why is not None
         or option.cidag_record is not None
         or option.cidag_junit_form is not None
+        or option.cidag_report is not None
+        or option.cidag_report_gates is not None
     ):
         return True
     rootpath = config.rootpath

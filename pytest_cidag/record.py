@@ -1,5 +1,6 @@
-"""The run record: ``run.json`` and ``trace.json`` in the run directory, and the
-critical-path line at the end of the run.
+"""The run record: ``run.json`` and ``trace.json`` in the run directory, the critical-path
+line at the end of the run, and the timeline report when asked (``--cidag-report``: drawn
+by :mod:`pytest_cidag.core.report`, imported only then).
 
 Registered by :class:`pytest_cidag.session.JobsPlugin` when it claims the run directory,
 so only in the process that schedules jobs (the xdist controller, or the only process) of
@@ -15,6 +16,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from pytest_cidag.core.record import (
 )
 from pytest_cidag.core.settings import Settings
 from pytest_cidag.core.status import Status
+from pytest_cidag.jobfiles import shown_path
 from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY
 
 #: Outcome names in the record, by the node's status (PASSED and SKIPPED are refined by
@@ -45,6 +48,9 @@ OUTCOME_NAMES = {
     Status.BLOCKED: "blocked",
     Status.CRASHED: "failed",
 }
+
+#: How the line that names the timeline report starts (--cidag-report).
+REPORT_LINE = "cidag: timeline report: "
 
 
 @dataclass
@@ -72,6 +78,7 @@ class RunRecorder:
         self.interrupted: str | None = None
         self.line: str | None = None
         self.problem: str | None = None
+        self.report_lines: list[str] = []  # the timeline report's path, or why it was not written
         self.sampler = CpuSampler()
         self.sampler.start()
 
@@ -124,6 +131,8 @@ class RunRecorder:
         except OSError as exc:
             self.problem = f"cidag: the run record was not written ({exc.strerror or exc})"
         self.line = critpath.summary_line(record)
+        if self.settings.report is not None:
+            self.report_lines = self._report(record, self.settings.report)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -133,6 +142,22 @@ class RunRecorder:
             terminalreporter.write_line(self.problem, yellow=True)
         if self.line:
             terminalreporter.write_line(f"cidag: {self.line}")
+        for line in self.report_lines:
+            terminalreporter.write_line(line, yellow=not line.startswith(REPORT_LINE))
+
+    def _report(self, record: dict[str, Any], path: Path) -> list[str]:
+        """Write the timeline report (--cidag-report); the lines that say where, or why not."""
+        from pytest_cidag.core import report
+
+        try:
+            timeline = report.write_report(
+                path, [report.Run(record, self.settings.run_dir)], self.settings.report_gates
+            )
+        except (OSError, report.ReportError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return [f"cidag: the timeline report was not written to {shown_path(path, self.config)} ({reason})"]
+        lines = [f"cidag: report: {warning}" for warning in timeline.warnings]
+        return [*lines, f"{REPORT_LINE}{shown_path(path, self.config)}"]
 
     # --- the record ---------------------------------------------------------------------------
 

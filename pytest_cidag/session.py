@@ -106,6 +106,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         record=_record_setting(config),
         junit_form=junit_form_setting(config),
         **_cache_settings(config),
+        **_report_settings(config, run_dir),
     )
 
 
@@ -114,6 +115,45 @@ def _record_setting(config: pytest.Config) -> bool:
     if value not in ("on", "off"):
         raise pytest.UsageError(f"cidag_record: {value!r} from ini cidag_record must be on or off")
     return bool(value == "on")
+
+
+def _report_settings(config: pytest.Config, run_dir: Path) -> dict[str, Any]:
+    """``--cidag-report`` / ini ``cidag_report`` and the gates; a usage error, before any job
+    runs, when the report cannot be made (plotly missing, the record off). An xdist worker
+    writes no report, and asks nothing."""
+    if hasattr(config, "workerinput"):
+        return {}
+    value, where, base = config.getoption("cidag_report"), "--cidag-report", config.invocation_params.dir
+    if value is None:
+        value, where, base = config.getini("cidag_report"), "ini cidag_report", config.rootpath
+    gates = config.getoption("cidag_report_gates")
+    if gates is None:
+        gates = config.getini("cidag_report_gates")
+    if value in ("off", ""):
+        return {}
+    from pytest_cidag.core import report
+
+    if value == "on":
+        path = run_dir / report.REPORT_NAME
+    elif Path(value).suffix.lower() in (".html", ".htm"):
+        path = (base / value).resolve()
+    elif where == "--cidag-report":  # `pytest --cidag-report cijobs` takes the path for the file
+        raise pytest.UsageError(
+            f"cidag_report: {value!r} from --cidag-report is not an .html file name: "
+            "put the paths before a bare --cidag-report, or write --cidag-report=FILE.html"
+        )
+    else:
+        raise pytest.UsageError(f"cidag_report: {value!r} from ini cidag_report must be on, off or an .html file name")
+    if not _record_setting(config):
+        raise pytest.UsageError(
+            f"cidag: the timeline report (from {where}) is drawn from the run record, which is off "
+            "(--cidag-record off or ini cidag_record = off)"
+        )
+    try:
+        report.require_plotly()
+    except report.ReportError as exc:
+        raise pytest.UsageError(f"cidag: {where}: {exc}") from None
+    return {"report": path, "report_gates": report.parse_gates(gates)}
 
 
 def _cache_settings(config: pytest.Config) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The timeline report (cidag-report), from real runs' records.
+"""The timeline report (--cidag-report, cidag-report), from real runs' records.
 
 What the report draws is checked in the figure the HTML file holds (plotly's data and
 layout).
@@ -7,6 +7,7 @@ layout).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sysconfig
@@ -16,11 +17,13 @@ from typing import Any
 import pytest
 
 from pytest_cidag.core import report
-from pytest_cidag.core.report import Run, load_record, timeline
+from pytest_cidag.core.report import EXTRA, Run, load_record, timeline
 from tests.conftest import JobWriter
+from tests.test_catalogue import entry
 from tests.test_record import jobs_by_id, record_of
 
 CIDAG_REPORT = Path(sysconfig.get_path("scripts")) / "cidag-report"
+XDIST = pytest.mark.parametrize("n", ["0", "2"], ids=["n0", "n2"])
 #: The report's size may grow with plotly.js, but stays "a few MB at most" (issue 15).
 MAX_BYTES = 6_000_000
 
@@ -64,12 +67,97 @@ def critical_of(data: list[dict[str, Any]], yaxis: str = "y2") -> list[str]:
     return [job for t in data if t["name"] == "critical path" and t["yaxis"] == yaxis for job in t["y"]]
 
 
+def dag(job: JobWriter) -> None:
+    """build -> unit, docs -> package; lint; broken -> blocked; a skip."""
+    job("build", "sleep 0.3")
+    job("lint", "true")
+    job("unit", "sleep 0.1", needs='["build"]')
+    job("docs", "true", needs='["build"]')
+    job("package", "echo packed", needs='["unit", "docs"]')
+    job("broken", "echo boom; exit 3")
+    job("after-broken", "true", needs='["broken"]')
+    job("no-docker", "echo 'docker is not installed'; exit 77")
+
+
 def cidag_report(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The installed console script, as a user runs it."""
     assert CIDAG_REPORT.is_file(), f"{CIDAG_REPORT}: the console script is not installed"
     return subprocess.run(
         [str(CIDAG_REPORT), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False, env=env
     )
+
+
+@XDIST
+def test_a_report_is_built_at_the_end_of_a_real_run(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    dag(job)
+    result = pytester.runpytest("--cidag-run-dir", "run", "-n", n, "--cidag-report")
+    result.assert_outcomes(passed=5, failed=1, skipped=2)
+    # one line naming the report, right after the critical path's
+    lines = [line for line in result.outlines if line.startswith("cidag: ")]
+    assert lines[-2].startswith("cidag: critical path ")
+    assert lines[-1] == "cidag: timeline report: run/report.html"
+    record = record_of(pytester.path / "run")
+    jobs = jobs_by_id(record)
+    data, layout = figure_of(pytester.path / "run" / "report.html")
+    bars = bars_of(data)
+    ran = {k for k, j in jobs.items() if j["outcome"] != "blocked"}
+    assert set(bars) == ran
+    for name in ran:
+        outcome, start, width = bars[name]
+        assert outcome == jobs[name]["outcome"]
+        assert start == pytest.approx(jobs[name]["start"] - record["start"], abs=1e-6)
+        assert width == pytest.approx(jobs[name]["end"] - jobs[name]["start"], abs=1e-6)
+    blocked = jobs["after-broken"]
+    outcome, symbol, at = marks_of(data)["after-broken"]
+    assert (outcome, symbol) == ("blocked", "x")
+    assert at == pytest.approx(blocked["start"] - record["start"], abs=1e-6)
+    critical = [nodeid.rsplit("::", 1)[1] for nodeid in record["critical_path"]]
+    assert critical_of(data) == critical and critical[-1] == "package"
+    # one row per job, ordered by start (the blocked job's start is its skip)
+    rows = layout["yaxis2"]["categoryarray"]
+    assert rows == sorted(jobs, key=lambda k: jobs[k]["start"])
+    # hover: worker, exact times, exit code, log
+    (build_trace,) = [t for t in data if t["type"] == "bar" and t["name"] == "passed"]
+    hover = build_trace["hovertext"][build_trace["y"].index("build")]
+    build = jobs["build"]
+    assert f"worker {build['worker']}" in hover
+    assert f"start +{build['start'] - record['start']:.3f} s ({report.clock(build['start'])})" in hover
+    assert f"duration {build['end'] - build['start']:.3f} s" in hover
+    assert "exit code 0" in hover
+    assert f"log {pytester.path / 'run' / 'build.log'}" in hover
+    # CPU busy and iowait, on the panel's other axis
+    cpu = {t["name"]: t for t in data if t["name"].startswith("CPU")}
+    assert set(cpu) == {"CPU busy %", "CPU iowait %"}
+    assert len(cpu["CPU busy %"]["x"]) == len(record["cpu"]) > 0
+    assert cpu["CPU busy %"]["yaxis"] == "y"
+
+
+def test_report_file_and_gates_from_ini(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build", "sleep 0.2")
+    job("test", "true", needs='["build"]', matrix='{ py = ["3.11", "3.12"] }')
+    job("late", "true", needs='["test"]')
+    pytester.makeini("[pytest]\ncidag_report = out/timeline.html\ncidag_report_gates = build, test, nothing\n")
+    result = pytester.runpytest("--cidag-run-dir", "run")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "cidag: report: gate 'nothing': no job of run run by that name ran",
+            "cidag: timeline report: out/timeline.html",
+        ]
+    )
+    assert not (pytester.path / "run" / "report.html").exists()
+    record = record_of(pytester.path / "run")
+    jobs = jobs_by_id(record)
+    _, layout = figure_of(pytester.path / "out" / "timeline.html")
+    lines = sorted(shape["x0"] for shape in layout["shapes"])
+    ends = [jobs["build"]["end"], max(jobs["test[3.11]"]["end"], jobs["test[3.12]"]["end"])]
+    assert lines == pytest.approx([end - record["start"] for end in ends], abs=1e-6)
+    labels = [a["text"] for a in layout["annotations"] if a["text"].endswith(" ended")]
+    assert labels == ["build ended", "test ended"]
+    # the command line's gates win over the ini's
+    pytester.runpytest("--cidag-run-dir", "run2", "--cidag-report-gates", "late")
+    _, layout = figure_of(pytester.path / "out" / "timeline.html")
+    assert [a["text"] for a in layout["annotations"] if a["text"].endswith(" ended")] == ["late ended"]
 
 
 def test_cidag_report_stacks_two_runs_on_one_axis(pytester: pytest.Pytester, job: JobWriter) -> None:
@@ -106,6 +194,87 @@ def test_cidag_report_stacks_two_runs_on_one_axis(pytester: pytest.Pytester, job
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "cidag-report: wrote after/report.html\n"
     assert set(bars_of(figure_of(pytester.path / "after" / "report.html")[0])) == {"build", "test", "lint"}
+
+
+@pytest.fixture
+def no_plotly(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment where ``import plotly`` fails as it does where the extra is not
+    installed: a package of that name first on PYTHONPATH that raises ModuleNotFoundError."""
+    blocked = pytester.path / "blocked" / "plotly"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'plotly\'", name="plotly")\n')
+    path = os.pathsep.join(p for p in (str(blocked.parent), os.environ.get("PYTHONPATH", "")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def test_without_the_extra_the_report_says_how_to_get_it(
+    pytester: pytest.Pytester, job: JobWriter, no_plotly: dict[str, str]
+) -> None:
+    job("build", "touch ran")
+    documented = entry("The timeline report without plotly")
+    result = pytester.runpytest_subprocess(*documented.args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    said = report.MISSING_EXTRA.format(error="No module named 'plotly'", extra=EXTRA)
+    assert documented.expected == [f"ERROR: cidag: --cidag-report: {said}"]
+    assert documented.expected[0] in result.errlines
+    assert not (pytester.path / "ran").exists()  # failed before any job ran
+    # a run without the report is not concerned
+    pytester.runpytest_subprocess("--cidag-run-dir", "run").assert_outcomes(passed=1)
+    # cidag-report says the same
+    proc = cidag_report("run", cwd=pytester.path, env=no_plotly)
+    assert proc.returncode == 1
+    assert proc.stderr == f"cidag-report: {said}\n"
+    assert not (pytester.path / "run" / "report.html").exists()
+
+
+def test_a_run_that_asks_no_report_imports_no_plotly(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("build", "true")
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_unconfigure(config):
+            loaded = sorted(m for m in ("plotly", "pytest_cidag.core.report") if m in sys.modules)
+            with open("loaded.txt", "w") as f:
+                f.write(" ".join(loaded) or "none")
+        """
+    )
+    pytester.runpytest_subprocess("--cidag-run-dir", "run").assert_outcomes(passed=1)
+    assert (pytester.path / "loaded.txt").read_text() == "none"
+    pytester.runpytest_subprocess("--cidag-run-dir", "run2", "--cidag-report").assert_outcomes(passed=1)
+    assert (pytester.path / "loaded.txt").read_text() == "plotly pytest_cidag.core.report"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--cidag-report", "cijobs"],
+            "ERROR: cidag_report: 'cijobs' from --cidag-report is not an .html file name: *",
+        ),
+        (["-o", "cidag_report=yes"], "ERROR: cidag_report: 'yes' from ini cidag_report must be on, off or an *"),
+    ],
+)
+def test_a_report_path_that_is_no_html_file_is_refused(
+    pytester: pytest.Pytester, job: JobWriter, args: list[str], message: str
+) -> None:
+    job("build", "true")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert (pytester.path / "cijobs" / "build.sh").read_text() == "true\n"  # not written over
+
+
+def test_a_report_that_cannot_be_written_is_said_and_the_run_keeps_its_outcome(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    job("build", "true")
+    (pytester.path / "taken.html").mkdir()
+    result = pytester.runpytest("--cidag-run-dir", "run", "--cidag-report=taken.html")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["cidag: the timeline report was not written to taken.html (Is a directory)"])
+    assert not list(pytester.path.glob(".taken.html*"))  # no temporary file left
 
 
 # --- records cidag-report cannot read (docs/errors.md runs the command for the first ones) --------

@@ -37,6 +37,8 @@ class Settings:
     why: tuple[str, ...] | None = None  # --cidag-why: () for every job, else these jobs
     record: bool = True  # write run.json and trace.json, print the critical path (--cidag-record)
     junit_form: JunitForm = JunitForm.JENKINS  # what the JUnit XML holds (--cidag-junit-form)
+    report: Path | None = None  # the timeline report to write at the end (--cidag-report), absolute
+    report_gates: tuple[str, ...] = ()  # jobs whose ends the report marks (--cidag-report-gates)
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""
