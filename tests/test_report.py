@@ -1,7 +1,7 @@
 """The timeline report (--cidag-report, cidag-report), from real runs' records.
 
 What the report draws is checked in the figure the HTML file holds (plotly's data and
-layout).
+layout); tests/test_report_browser.py checks what a browser shows of it.
 """
 
 from __future__ import annotations
