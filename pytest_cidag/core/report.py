@@ -474,6 +474,7 @@ def figure(tl: Timeline) -> Any:
                 showarrow=False,
                 text=f"{html.escape(gate)} ended",
                 font={"size": 10, "color": "#333333"},
+                bgcolor="rgba(255, 255, 255, 0.85)",  # over the next gate's line, when close
             )
     fig.update_yaxes(
         secondary_y=True,
