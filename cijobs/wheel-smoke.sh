@@ -32,4 +32,16 @@ cd "$project"
 "$venv/bin/python" -m pytest -rA --junitxml=junit.xml -p no:cacheprovider | tee out.txt
 grep -q "3 passed, 1 skipped" out.txt
 grep -q 'tests="4"' junit.xml
+# Without the [report] extra (plotly), the timeline report says how to get it: pytest
+# before any job runs (a usage error), cidag-report with exit status 1.
+status=0
+"$venv/bin/python" -m pytest --cidag-report -p no:cacheprovider > report.txt 2>&1 || status=$?
+cat report.txt
+[ "$status" = 4 ]
+grep -q "pip install 'pytest-cidag\[report\]'" report.txt
+status=0
+"$venv/bin/cidag-report" .cidag/runs/latest > report.txt 2>&1 || status=$?
+cat report.txt
+[ "$status" = 1 ]
+grep -q "pip install 'pytest-cidag\[report\]'" report.txt
 echo "the installed wheel ran a job DAG"
