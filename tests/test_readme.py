@@ -16,7 +16,9 @@ def readme_commands() -> list[str]:
 
 def test_readme_opens_with_two_commands() -> None:
     main, tests = readme_commands()
-    assert "pytest cijobs" in main and main.endswith("pytest examples/buckaroo -rs")
+    # the demo first (seconds), with its report; then the own CI; both on two workers
+    demo, own = main.index("pytest examples/buckaroo -n 2 -rs --cidag-report"), main.index("pytest cijobs -n 2")
+    assert demo < own and main.endswith("pytest cijobs -n 2")
     assert "pip install -e '.[dev]'" in main and "pip install -e '.[dev]'" in tests
 
 

@@ -244,7 +244,7 @@ def _job(
     return {"id": name, "nodeid": name, "start": start, "end": end, "needs": list(needs), "outcome": outcome}
 
 
-def test_the_critical_path_follows_the_need_that_ended_last() -> None:
+def test_the_critical_path_is_the_longest_chain_of_needs() -> None:
     jobs = [
         _job("a", 0, 4),
         _job("b", 0, 2),
@@ -259,6 +259,9 @@ def test_the_critical_path_follows_the_need_that_ended_last() -> None:
         "critical path 18.0 s of 20.0 s wall: a 4.0 s > c 9.0 s > e 5.0 s; workers busy 52 %"
     )
     assert critpath.critical_path([_job("x", None, None)]) == []
+    # the job that ended last is not on it when a longer chain ended before (workers were busy)
+    jobs = [_job("build", 0, 5), _job("long", 5, 15, ("build",)), _job("late", 14, 16, ())]
+    assert [j["id"] for j in critpath.critical_path(jobs)] == ["build", "long"]
     assert critpath.summary_line({"start": 0, "end": 1, "workers": 0, "jobs": []}) is None
 
 

@@ -1,8 +1,9 @@
 """The critical path of a finished run, from its record (``run.json``). Pure: no pytest import.
 
-The path ends at the job that ended last; each link before it is, among the jobs it needs
-that ran, the one that ended last (what it waited for longest). Jobs that never ran (blocked,
-not started) have no times and take no part.
+The path is the chain of jobs through ``needs`` whose durations add up to the most, as
+Bazel's is: what the run would take with a worker free for every job, so set against the
+wall time it says how much went to waiting for workers. Jobs that never ran (blocked, not
+started) have no times and take no part.
 """
 
 from __future__ import annotations
@@ -25,20 +26,29 @@ def critical_path(jobs: Sequence[Job]) -> list[Job]:
     """The jobs on the critical path, first to last (``[]`` when no job ran).
 
     Each job is a record's job entry: ``nodeid``, ``needs`` (node ids), ``start``, ``end``.
+    Of chains of equal length, the one ending later wins (then the one listed first).
     """
     ran = {job["nodeid"]: job for job in jobs if _ran(job)}
     if not ran:
         return []
-    last = max(ran.values(), key=lambda job: job["end"])
-    chain = [last]
-    seen = {last["nodeid"]}
-    while True:
-        needs = [ran[n] for n in chain[-1].get("needs", ()) if n in ran and n not in seen]
-        if not needs:
-            break
-        link = max(needs, key=lambda job: job["end"])
-        chain.append(link)
-        seen.add(link["nodeid"])
+    best: dict[str, tuple[float, Job | None]] = {}  # nodeid -> (the longest chain ending there, its link)
+
+    def longest(nodeid: str) -> float:
+        if nodeid not in best:
+            best[nodeid] = (0.0, None)  # a cycle cannot be in a record; this ends one all the same
+            job = ran[nodeid]
+            links = [ran[n] for n in job.get("needs", ()) if n in ran]
+            link = max(links, key=lambda j: (longest(j["nodeid"]), j["end"]), default=None)
+            before = longest(link["nodeid"]) if link is not None else 0.0
+            best[nodeid] = (before + job["end"] - job["start"], link)
+        return best[nodeid][0]
+
+    last = max(ran.values(), key=lambda job: (longest(job["nodeid"]), job["end"]))
+    chain: list[Job] = []
+    step: Job | None = last
+    while step is not None and step not in chain:
+        chain.append(step)
+        step = best[step["nodeid"]][1]
     chain.reverse()
     return chain
 
