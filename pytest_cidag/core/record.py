@@ -100,12 +100,12 @@ class CpuSampler:
             )
 
 
-def git_facts(directory: Path) -> dict[str, str | None] | None:
-    """``{"commit", "branch"}`` of the git checkout holding ``directory`` (branch None when
-    detached), or None outside a checkout, without commits, or without git. One ``git`` run."""
+def git(directory: Path, *args: str) -> tuple[str | None, str]:
+    """``git args`` run in ``directory``: (its output, stripped; ``""``) or (None, why not:
+    the first line git wrote to stderr, or why git could not run)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD", "--abbrev-ref", "HEAD"],
+            ["git", *args],
             cwd=directory,
             capture_output=True,
             text=True,
@@ -113,10 +113,20 @@ def git_facts(directory: Path) -> dict[str, str | None] | None:
             check=False,
             stdin=subprocess.DEVNULL,
         )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = out.stdout.split()
-    if out.returncode != 0 or len(lines) != 2:
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"git could not run: {exc}"
+    if out.returncode != 0:
+        said = out.stderr.strip().splitlines()
+        return None, said[0] if said else f"git {' '.join(args)} exited with {out.returncode}"
+    return out.stdout.strip(), ""
+
+
+def git_facts(directory: Path) -> dict[str, str | None] | None:
+    """``{"commit", "branch"}`` of the git checkout holding ``directory`` (branch None when
+    detached), or None outside a checkout, without commits, or without git. One ``git`` run."""
+    out, _ = git(directory, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
+    lines = (out or "").split()
+    if len(lines) != 2:
         return None
     commit, branch = lines
     return {"commit": commit, "branch": None if branch == "HEAD" else branch}
