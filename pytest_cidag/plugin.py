@@ -46,6 +46,15 @@ JUNIT_FORM_HELP = (
     "JUnit XML: jenkins (pytest's own, valid against Jenkins' schema; the default) or github "
     "(each job's testcase also gets file and line attributes, which GitHub annotation tools read)"
 )
+STATUS_HELP = "Post a GitHub commit status per job, and one for the run, on the commit under test"
+STATUS_REPO_HELP = "Repository of --cidag-status, owner/name (default: GITHUB_REPOSITORY, else the origin remote's)"
+STATUS_SHA_HELP = "Commit of --cidag-status (default: a pull request's head or GITHUB_SHA in GitHub Actions, else HEAD)"
+STATUS_API_HELP = "GitHub API of --cidag-status (default: GITHUB_API_URL, else from the origin remote's host)"
+STATUS_TOKEN_HELP = "Environment variable holding --cidag-status's token (default: GITHUB_TOKEN)"
+STATUS_URL_HELP = "Target URL of each status; {job}, {log}, {run}, {run_dir}, {repo}, {sha} are filled in"
+STATUS_CONTEXT_HELP = "Context of the run's status; each job's is CONTEXT/<job id> (default: cidag)"
+STATUS_TIMEOUT_HELP = "Seconds to connect, and for each read, of one status request (default: 10)"
+STATUS_WAIT_HELP = "Seconds the run waits at its end for statuses still to be sent (default: 5)"
 #: Kept here, not imported from core.runner/core.render: this module must stay cheap to load.
 DEFAULT_KILL_GRACE = 2.0
 GRAPH_FORMATS = ("mermaid", "dot", "json")
@@ -95,6 +104,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cidag_tail_lines", TAIL_HELP, default="15")
     parser.addini("cidag_report_limit", REPORT_LIMIT_HELP, default=str(1024 * 1024))
     parser.addini("cidag_keep_runs", KEEP_RUNS_HELP, default="20")
+    _add_status_options(group, parser)
+
+
+def _add_status_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    """``--cidag-status`` and its settings (README "Commit statuses"). No ini twin for the
+    switch (a project's ini would post from every developer's machine) nor for the commit."""
+    group.addoption("--cidag-status", action="store_true", default=False, help=STATUS_HELP)
+    group.addoption("--cidag-status-sha", metavar="SHA", default=None, help=STATUS_SHA_HELP)
+    for name, metavar, help_text, default in (
+        ("repo", "OWNER/NAME", STATUS_REPO_HELP, ""),
+        ("api-url", "URL", STATUS_API_HELP, ""),
+        ("token-var", "NAME", STATUS_TOKEN_HELP, ""),
+        ("url", "TEMPLATE", STATUS_URL_HELP, ""),
+        ("context", "CONTEXT", STATUS_CONTEXT_HELP, "cidag"),
+        ("timeout", "SECONDS", STATUS_TIMEOUT_HELP, "10"),
+        ("wait", "SECONDS", STATUS_WAIT_HELP, "5"),
+    ):
+        kind = float if metavar == "SECONDS" else str
+        group.addoption(f"--cidag-status-{name}", metavar=metavar, type=kind, default=None, help=help_text)
+        parser.addini(f"cidag_status_{name.replace('-', '_')}", help_text, default=default)
 
 
 @pytest.hookimpl(trylast=True)
@@ -151,6 +180,7 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_junit_form is not None
         or option.cidag_report is not None
         or option.cidag_report_gates is not None
+        or option.cidag_status
     ):
         return True
     rootpath = config.rootpath

@@ -196,6 +196,11 @@ def activate(config: pytest.Config) -> None:
         config.pluginmanager.register(plugin, name)
     if settings.junit_form == JunitForm.GITHUB and not is_worker:  # only where pytest writes the XML
         config.pluginmanager.register(GithubJunitForm(config), "cidag-junit-form")
+    if config.getoption("cidag_status") and not is_worker and not config.option.help:
+        from pytest_cidag.commitstatus import CommitStatusPlugin, resolve
+
+        # Resolved here, so a bad setting is a usage error before any job runs.
+        config.pluginmanager.register(CommitStatusPlugin(config, resolve(config, settings)), "cidag-status")
     if run.job_index and reaches:
         # pytest's --lf keeps only the failed tests of a file at collection, so a passed test
         # that a job needs would be missing from the graph. Collect whole files; LFPlugin

@@ -19,6 +19,16 @@ import pytest
 # its plugin does at the end of every run, costs about a second per run.
 
 DATA = Path(__file__).parent / "data"
+STATUS_VARIABLES = (
+    "GITHUB_TOKEN",
+    "GITHUB_REPOSITORY",
+    "GITHUB_SHA",
+    "GITHUB_API_URL",
+    "GITHUB_EVENT_NAME",
+    "GITHUB_EVENT_PATH",
+    "GITHUB_SERVER_URL",
+    "GITHUB_RUN_ID",
+)
 
 
 JobWriter = Callable[..., Path]
@@ -70,6 +80,9 @@ def _isolated_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     for key in list(os.environ):
         if key.startswith("CIDAG_") and not key.startswith("CIDAG_TAG_"):
             monkeypatch.delenv(key)
+    # What --cidag-status reads: a suite run inside GitHub Actions must never post for real.
+    for key in STATUS_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")

@@ -137,10 +137,10 @@ class StatusServer:
             return list(self.requests)
 
     def statuses(self) -> dict[str, list[dict[str, Any]]]:
-        """context -> the bodies posted for it, in order (only requests that were answered)."""
+        """context -> the bodies posted for it, in order (those it accepted: answered 2xx)."""
         out: dict[str, list[dict[str, Any]]] = {}
         with self.lock:
             for request in self.requests:
-                if isinstance(request.body, dict) and request.answered is not None:
+                if isinstance(request.body, dict) and 200 <= (request.answered or 0) < 300:
                     out.setdefault(request.body["context"], []).append(request.body)
         return out
