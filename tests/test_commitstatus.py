@@ -148,7 +148,8 @@ def test_a_refused_token_is_one_request_and_the_end_line_says_why(
 ) -> None:
     four_jobs(job)
     server.answer(Answer(401, body={"message": f"Bad credentials: {TOKEN}"}))  # as if it echoed the token
-    result = pytester.runpytest(*status_args(server))
+    result = pytester.runpytest(*status_args(server), "-rA", "--junitxml=junit.xml", "-o", "junit_logging=all")
+    assert (pytester.path / "junit.xml").is_file() and (pytester.path / "run" / "run.json").is_file()
     result.assert_outcomes(passed=1, failed=1, skipped=2)  # the run's outcome is the jobs' alone
     assert [r.answered for r in server.requests] == [401]
     result.stdout.fnmatch_lines(
