@@ -157,13 +157,16 @@ def _token(config: pytest.Config) -> str:
     var, where = _setting(config, "cidag_status_token_var")
     if not var:
         var, where = DEFAULT_TOKEN_VAR, "the default"
-    token = os.environ.get(var)
+    value = os.environ.get(var)
+    token = (value or "").strip()  # a line read from a file keeps its newline
     if not token:
-        state = "not set" if token is None else "empty"
+        state = "not set" if value is None else "empty"
         raise _fail(
             f"no token: the environment variable {var} ({where}) is {state}; set it to a token that may write "
             "commit statuses, or name the variable holding one with --cidag-status-token-var"
         )
+    if any(c.isspace() or not c.isprintable() for c in token):  # said without showing it
+        raise _fail(f"the token in {var} ({where}) has a space or a control character in it, which no token has")
     return token
 
 

@@ -291,6 +291,11 @@ BAD_SETTINGS = {
         {"MY_TOKEN": ""},
         "the environment variable MY_TOKEN (from --cidag-status-token-var) is empty",
     ),
+    "token with a newline inside": (
+        ["--cidag-status-token-var=MY_TOKEN"],
+        {"MY_TOKEN": "ghp_abc\ndef\n"},
+        "the token in MY_TOKEN (from --cidag-status-token-var) has a space or a control character in it",
+    ),
     "token variable from ini": (
         ["-o", "cidag_status_token_var=MY_TOKEN"],
         {},
@@ -339,6 +344,7 @@ def test_each_bad_setting_is_named_with_where_it_came_from(
     result = pytester.runpytest("--cidag-status", *repo, *sha, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: *{message}*"])
+    assert "ghp_abc" not in result.stderr.str() + result.stdout.str()
 
 
 def settings_of(config: pytest.Config) -> StatusSettings:

@@ -361,3 +361,15 @@ def test_an_unreachable_api_is_a_reason_not_an_exception(server: StatusServer) -
     [(reason, count)] = tally.failed.items()
     assert count == 1
     assert reason == f"the API at http://127.0.0.1:{port} is unreachable: Connection refused"
+
+
+def test_a_token_no_header_can_carry_fails_without_showing_it(server: StatusServer) -> None:
+    token = "ghp_first\nX-Injected: yes"
+    sender = Sender(target(server), token, timeout=30)
+    sender.submit(CommitStatus("cidag/a", State.SUCCESS, "passed"))
+    sender.submit(CommitStatus("cidag/b", State.SUCCESS, "passed"))
+    tally = sender.finish(60)
+    assert server.requests == []
+    [(reason, count)] = tally.failed.items()
+    assert count == 2
+    assert reason == "the request could not be made (ValueError)"

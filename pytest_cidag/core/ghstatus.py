@@ -459,7 +459,9 @@ class Sender:
     thread and one request at a time keep each context's statuses in order, and a rate
     limit holds back every request (GitHub's limits are per token, not per context).
 
-    Attributes (all but the settings under ``_cond``'s lock):
+    Attributes (the queue, the tally and what :meth:`finish` sets under ``_cond``'s lock;
+    ``_not_before``, ``_fatal``, ``_down`` and ``_last_trouble`` are the thread's, which
+    :meth:`finish` only reads):
         _queue: contexts with a status waiting, oldest first.
         _waiting: context -> its newest status not yet sent: a status for a context that
             already waits replaces it where it stands (``superseded``), so a slow API gets
@@ -583,6 +585,9 @@ class Sender:
                 reply = post(self.target, self._token, status, self.timeout, self.user_agent)
             except OSError as exc:
                 verdict = Verdict(Kind.RETRY, network_trouble(exc, self.target, self.timeout))
+            except Exception as exc:  # a request urllib refuses to make; its message may quote the
+                # token in a form redact() would not find (a repr), so only its type is said
+                verdict = Verdict(Kind.FATAL, f"the request could not be made ({type(exc).__name__})")
             else:
                 self._down = None
                 now = self.clock()
