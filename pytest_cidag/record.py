@@ -115,6 +115,9 @@ class RunRecorder:
             seen.status = status
         if report.skipped and isinstance(report.longrepr, tuple):
             seen.reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        elif report.failed and seen.reason is None:  # the first failure says why
+            crash = getattr(report.longrepr, "reprcrash", None)
+            seen.reason = getattr(report, "cidag_reason", None) or getattr(crash, "message", None)
 
     @pytest.hookimpl
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
@@ -232,6 +235,8 @@ class RunRecorder:
                     job["reason"] = seen.reason
                 elif status == Status.CRASHED:
                     job["reason"] = "its xdist worker crashed"
+                elif status in (Status.FAILED, Status.TIMEOUT, Status.ERRORED):
+                    job["reason"] = seen.reason
             log = self.settings.run_dir / f"{node.label}{LOG_SUFFIX}"
             if job["outcome"] != "blocked" and log.is_file():
                 job["log"] = log.name

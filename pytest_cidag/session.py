@@ -360,6 +360,7 @@ class JobsPlugin:
         # A plain string attribute travels with the report from xdist workers to the controller.
         if isinstance(item, JobItem) and call.excinfo is not None and isinstance(call.excinfo.value, JobFailed):
             report.cidag_status = Status(call.excinfo.value.status).value
+            report.cidag_reason = call.excinfo.value.headline  # the run record's reason
         if isinstance(item, JobItem) and call.when == "call" and VERDICT_KEY in item.stash:
             verdict = item.stash[VERDICT_KEY]
             report.cidag_cache = json.dumps(dataclasses.asdict(verdict))

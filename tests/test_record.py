@@ -124,6 +124,7 @@ def test_failures_skips_timeouts_and_blocked_dependents_are_recorded(
     assert record["exit_status"] == 1
     assert record["interrupted"] is None
     assert (jobs["broken"]["outcome"], jobs["broken"]["exit_code"], jobs["broken"]["signal"]) == ("failed", 3, None)
+    assert jobs["broken"]["reason"] == "exit code 3"  # the failure report's headline, from any worker
     assert jobs["after"]["outcome"] == "blocked"
     assert jobs["after"]["reason"] == "upstream job 'broken' failed"
     assert jobs["after-after"]["reason"] == "upstream job 'broken' failed (through 'after')"
@@ -132,6 +133,7 @@ def test_failures_skips_timeouts_and_blocked_dependents_are_recorded(
     assert jobs["no-docker"]["exit_code"] == 77
     slow = jobs["slow"]
     assert (slow["outcome"], slow["signal"], slow["exit_code"], slow["timeout"]) == ("timeout", "SIGTERM", None, 0.5)
+    assert slow["reason"] == "Timeout (>0.5s): the job's process tree was killed"
     # blocked jobs never ran: not on the path
     assert not jobs["after"]["on_critical_path"]
     assert not jobs["after-after"]["on_critical_path"]
