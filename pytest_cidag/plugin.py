@@ -41,6 +41,10 @@ REPORT_HELP = (
 )
 REPORT_INI_HELP = "Timeline report: off (the default), on (report.html in the run directory), or an .html file"
 REPORT_GATES_HELP = "Draw a line in the timeline report where each of these jobs (comma-separated) ended"
+GITHUB_HELP = (
+    "GitHub Actions output (step summary, annotations, log groups): auto (on where GITHUB_ACTIONS=true, "
+    "the default), on or off"
+)
 WHY_HELP = "Say for each job (or these, comma-separated) why it was a cache hit or miss"
 JUNIT_FORM_HELP = (
     "JUnit XML: jenkins (pytest's own, valid against Jenkins' schema; the default) or github "
@@ -89,6 +93,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cidag_export_runs_on", EXPORT_RUNS_ON_HELP, default="ubuntu-latest")
     group.addoption("--cidag-report", metavar="FILE", nargs="?", const="on", default=None, help=REPORT_HELP)
     group.addoption("--cidag-report-gates", metavar="JOB[,JOB...]", default=None, help=REPORT_GATES_HELP)
+    group.addoption(
+        "--cidag-github",
+        metavar="MODE",
+        nargs="?",
+        const="on",
+        default=None,
+        choices=("auto", "on", "off"),
+        help=GITHUB_HELP,
+    )
     group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
     group.addoption("--cidag-junit-form", metavar="FORM", default=None, choices=JUNIT_FORMS, help=JUNIT_FORM_HELP)
     parser.addini("cidag_cache", CACHE_HELP, default="rw")
@@ -96,6 +109,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cidag_junit_form", JUNIT_FORM_HELP, default="jenkins")
     parser.addini("cidag_report", REPORT_INI_HELP, default="off")
     parser.addini("cidag_report_gates", REPORT_GATES_HELP, default="")
+    parser.addini("cidag_github", GITHUB_HELP, default="auto")
     parser.addini("cidag_cache_dir", CACHE_DIR_HELP, default="")
     parser.addini("cidag_cache_max_size", CACHE_MAX_HELP, default=str(2 * 1024**3))
     parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])

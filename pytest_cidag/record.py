@@ -2,8 +2,9 @@
 line at the end of the run, and the timeline report when asked (``--cidag-report``: drawn
 by :mod:`pytest_cidag.core.report`, imported only then).
 
-Registered by :class:`pytest_cidag.session.JobsPlugin` when it claims the run directory,
-so only in the process that schedules jobs (the xdist controller, or the only process) of
+Registered by :class:`pytest_cidag.session.JobsPlugin` when it claims the run directory
+(with the record on, or the GitHub output on, which reads the record it builds: then it
+writes nothing), so only in the process that schedules jobs (the xdist controller, or the only process) of
 a run that has jobs; imported only then. Everything it knows of a job comes through
 ``pytest_runtest_logstart`` / ``pytest_runtest_logreport``, which that process sees for
 every job on every worker: the times of a job's process travel on its call report
@@ -79,6 +80,8 @@ class RunRecorder:
         self.line: str | None = None
         self.problem: str | None = None
         self.report_lines: list[str] = []  # the timeline report's path, or why it was not written
+        #: The record, once the session has finished (the GitHub summary reads it).
+        self.record: dict[str, Any] | None = None
         self.sampler = CpuSampler()
         self.sampler.start()
 
@@ -126,7 +129,9 @@ class RunRecorder:
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         ended = time.time()
-        record = self.build(session, int(exitstatus), ended)
+        record = self.record = self.build(session, int(exitstatus), ended)
+        if not self.settings.record:  # built for the GitHub summary only (--cidag-record off)
+            return
         run_dir = self.settings.run_dir
         try:
             write_atomic(run_dir / RECORD_NAME, record)

@@ -105,6 +105,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         reaches_jobs=reaches,
         record=_record_setting(config),
         junit_form=junit_form_setting(config),
+        github=_github_setting(config),
         **_cache_settings(config),
         **_report_settings(config, run_dir),
     )
@@ -154,6 +155,12 @@ def _report_settings(config: pytest.Config, run_dir: Path) -> dict[str, Any]:
     except report.ReportError as exc:
         raise pytest.UsageError(f"cidag: {where}: {exc}") from None
     return {"report": path, "report_gates": report.parse_gates(gates)}
+def _github_setting(config: pytest.Config) -> bool:
+    """The GitHub Actions output (README "On GitHub"): auto is on where GITHUB_ACTIONS=true."""
+    value = config.getoption("cidag_github") or config.getini("cidag_github")
+    if value not in ("auto", "on", "off"):
+        raise pytest.UsageError(f"cidag_github: {value!r} from ini cidag_github must be auto, on or off")
+    return bool(value == "on" or (value == "auto" and os.environ.get("GITHUB_ACTIONS") == "true"))
 
 
 def _cache_settings(config: pytest.Config) -> dict[str, Any]:
@@ -291,10 +298,14 @@ class JobsPlugin:
             raise pytest.UsageError(
                 f"cidag: cannot write the run directory {shown} ({where}): {exc.strerror or exc}"
             ) from None
-        if self.settings.record:
+        if self.settings.record or self.settings.github:
             from pytest_cidag.record import RunRecorder
 
             self.config.pluginmanager.register(RunRecorder(self.config, self.settings, self.started), "cidag-record")
+        if self.settings.github:
+            from pytest_cidag.github import GitHubReporter
+
+            self.config.pluginmanager.register(GitHubReporter(self.config, self.settings, os.environ), "cidag-github")
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:

@@ -72,13 +72,15 @@ def job(pytester: pytest.Pytester) -> JobWriter:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the suite itself runs as a cidag job, the outer job's variables must not leak in.
+    """When the suite itself runs as a cidag job, or inside GitHub Actions, the outer run's
+    variables must not leak in.
 
     pytest-randomly (a dev dependency) is off in the inner runs unless a test turns it on,
     so that tests asserting terminal order see declaration order.
     """
     for key in list(os.environ):
-        if key.startswith("CIDAG_") and not key.startswith("CIDAG_TAG_"):
+        # (GITHUB_*: inside GitHub Actions, no inner run may write to the real step summary)
+        if (key.startswith("CIDAG_") and not key.startswith("CIDAG_TAG_")) or key.startswith("GITHUB_"):
             monkeypatch.delenv(key)
     # What --cidag-status reads: a suite run inside GitHub Actions must never post for real.
     for key in STATUS_VARIABLES:

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,6 +23,9 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from pytest_cidag.core import github
+from tests.conftest import JobWriter
+from tests.test_catalogue import entry
+from tests.test_record import XDIST, record_of
 
 # --- reading workflow commands back ---------------------------------------------------------
 
@@ -258,7 +264,260 @@ def fenced_blocks(markdown: str, language: str) -> list[str]:
     return [text for lang, text in read_summary(markdown).code if lang == language]
 
 
+# --- a run inside GitHub Actions ------------------------------------------------------------
+
+BROKEN = r"""
+echo "compiling 50%: a, b"
+printf '%s\n' 'a line with ``` fences | pipes <b>tags</b> &amp; @someone' "$(printf 'colour \033[31mred\033[0m')"
+echo "last words"
+exit 3
+"""
+
+
+def write_project(job: JobWriter) -> None:
+    job("lint", "echo lint ok")
+    job("broken", BROKEN, timeout="30")
+    job("after", "true", needs='["broken"]')
+    job("slow", "echo starting; sleep 30", timeout="0.5")
+    job("no-docker", "echo 'docker is not installed'; exit 77")
+
+
+@pytest.fixture
+def in_actions(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """GitHub Actions' variables, the repository one level above the rootdir; the summary
+    file holds an earlier step command's text."""
+    summary = pytester.path.parent / f"{pytester.path.name}-summary.md"
+    summary.write_text("# Earlier\n\nwritten by an earlier command of this step\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path.parent))
+    return summary
+
+
+@XDIST
+def test_summary_and_annotations_read_back(pytester: pytest.Pytester, job: JobWriter, in_actions: Path, n: str) -> None:
+    write_project(job)
+    result = pytester.runpytest("--cidag-run-dir", "run", "-n", n, "--cidag-kill-grace", "0.2")
+    result.assert_outcomes(passed=1, failed=2, skipped=2)
+    record = record_of(pytester.path / "run")
+    text = in_actions.read_text()
+    assert text.startswith("# Earlier\n\nwritten by an earlier command of this step\n\n###")
+    page = read_summary(text)
+
+    rows = job_rows(page)
+    assert set(rows) == {"lint", "broken", "after", "slow", "no-docker"}
+    assert [row[0] for row in rows.values()][:2] in (["❌ failed", "⏱️ timed out"], ["⏱️ timed out", "❌ failed"])
+    assert rows["lint"][0] == "✅ passed"
+    assert rows["broken"][0] == "❌ failed" and rows["broken"][4] == "exit code 3"
+    assert rows["slow"][0] == "⏱️ timed out" and rows["slow"][4].startswith("Timeout (>0.5s)")
+    assert rows["after"] == ["⛔ blocked", "", rows["after"][2], "", "upstream job 'broken' failed"]
+    assert rows["no-docker"][0] == "⏭️ skipped" and rows["no-docker"][4] == "docker is not installed"
+    for job_id, row in rows.items():
+        recorded = next(j for j in record["jobs"] if j["id"] == job_id)
+        assert row[2] == recorded["worker"]
+        assert row[1].endswith(" s") or recorded["outcome"] == "blocked"
+    assert "1 failed, 1 timeout, 1 blocked, 1 skipped, 1 passed (5 jobs)" in page.text
+
+    details = dict(page.details)
+    assert set(details) == {
+        "broken failed: exit code 3",
+        "slow timed out: Timeout (>0.5s): the job's process tree was killed",
+    }
+    [broken_lines] = details["broken failed: exit code 3"]
+    assert broken_lines.splitlines() == [
+        "compiling 50%: a, b",
+        "a line with ``` fences | pipes <b>tags</b> &amp; @someone",
+        "colour red",  # terminal colours dropped
+        "last words",
+    ]
+    assert "starting" in details["slow timed out: Timeout (>0.5s): the job's process tree was killed"][0]
+
+    [chart] = fenced_blocks(text, "mermaid")
+    tasks = check_chart(chart, record)
+    assert {t.section for t in tasks} == ({"main"} if n == "0" else {"gw0", "gw1"} & {t.section for t in tasks})
+    if not MERMAID_MISSING:
+        read = mermaid_read(chart)
+        assert sorted((t["name"].strip(), t["section"], t["start"], t["end"]) for t in read["tasks"]) == sorted(
+            (t.name, t.section, t.start, t.end) for t in tasks
+        )
+
+    errors = read_commands(result.outlines, "error")
+    assert [e.properties["title"] for e in errors] == [
+        f"{j['id']} {'failed' if j['outcome'] == 'failed' else 'timed out'}"
+        for j in record["jobs"]
+        if j["outcome"] in ("failed", "timeout")
+    ]
+    broken = next(e for e in errors if e.properties["title"] == "broken failed")
+    assert broken.properties["file"] == f"{pytester.path.name}/cijobs/broken.sh"
+    script = (pytester.path.parent / broken.properties["file"]).read_text().splitlines()
+    assert script[int(broken.properties["line"]) - 1] == "# /// cidag"
+    assert broken.message.splitlines() == [
+        "exit code 3",
+        "last 4 lines of output:",
+        "compiling 50%: a, b",
+        "a line with ``` fences | pipes <b>tags</b> &amp; @someone",
+        "colour red",
+        "last words",
+    ]
+    slow = next(e for e in errors if e.properties["title"] == "slow timed out")
+    assert slow.properties["file"] == f"{pytester.path.name}/cijobs/slow.sh"
+    assert slow.message.startswith("Timeout (>0.5s): the job's process tree was killed\n")
+
+
+def test_a_second_run_appends_to_the_summary(pytester: pytest.Pytester, job: JobWriter, in_actions: Path) -> None:
+    job("one", "echo one")
+    pytester.runpytest().assert_outcomes(passed=1)
+    first = in_actions.read_text()
+    job("two", "exit 1")
+    pytester.runpytest().assert_outcomes(passed=1, failed=1)
+    both = in_actions.read_text()
+    assert both.startswith(first + "\n")
+    assert both.count("### pytest-cidag:") == 2
+    assert [len(job_rows(read_summary(part))) for part in both.split("### pytest-cidag:")[1:]] == [1, 2]
+
+
+def test_off_by_default_outside_actions_and_on_with_the_flag(
+    pytester: pytest.Pytester, job: JobWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job("bad", "exit 1")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = pytester.runpytest()  # GITHUB_ACTIONS unset: a local run
+    assert not summary.exists()
+    assert not read_commands(result.outlines, "error")
+    result = pytester.runpytest("--cidag-github")
+    assert [e.properties["file"] for e in read_commands(result.outlines, "error")] == ["cijobs/bad.sh"]
+    assert "| `bad` | ❌ failed |" in summary.read_text()
+
+
+@pytest.mark.parametrize("how", [["--cidag-github=off"], ["-o", "cidag_github=off"]], ids=["option", "ini"])
+def test_off_inside_actions(pytester: pytest.Pytester, job: JobWriter, in_actions: Path, how: list[str]) -> None:
+    job("bad", "exit 1")
+    before = in_actions.read_text()
+    result = pytester.runpytest(*how)
+    result.assert_outcomes(failed=1)
+    assert in_actions.read_text() == before
+    assert not any(line.startswith("::") for line in result.outlines)
+
+
+def test_a_run_without_jobs_does_not_load_it(pytester: pytest.Pytester, in_actions: Path) -> None:
+    before = in_actions.read_text()
+    pytester.makepyfile(
+        test_some="""
+        import sys
+
+        def test_a():
+            assert not [m for m in sys.modules if m.startswith("pytest_cidag.") and m != "pytest_cidag.plugin"]
+
+        def test_b():
+            assert 0
+        """
+    )
+    result = pytester.runpytest_subprocess("--cidag-github")
+    result.assert_outcomes(passed=1, failed=1)
+    assert in_actions.read_text() == before
+    assert not any(line.startswith("::") for line in result.outlines)
+
+
+def test_with_the_record_off_the_summary_says_so(pytester: pytest.Pytester, job: JobWriter, in_actions: Path) -> None:
+    job("bad", "exit 1")
+    result = pytester.runpytest("--cidag-record", "off", "--cidag-run-dir", "run")
+    result.assert_outcomes(failed=1)
+    assert not (pytester.path / "run" / "run.json").exists()
+    assert "critical path" not in result.stdout.str()
+    rows = job_rows(read_summary(in_actions.read_text()))
+    assert rows["bad"][0] == "❌ failed"
+    assert len(read_commands(result.outlines, "error")) == 1
+
+
+def test_a_summary_that_cannot_be_written_is_said_and_fails_nothing(
+    pytester: pytest.Pytester, job: JobWriter, in_actions: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    documented = entry("A step summary that cannot be written")
+    for path, body in documented.files.items():
+        (pytester.path / path).parent.mkdir(parents=True, exist_ok=True)
+        (pytester.path / path).write_text(body)
+    (pytester.path / "summary-dir").mkdir()
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", "summary-dir")
+    result = pytester.runpytest_subprocess(*documented.args)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(documented.expected)
+
+
+# --- interrupted runs -----------------------------------------------------------------------
+
+
+def test_stopped_by_x_is_said(pytester: pytest.Pytester, job: JobWriter, in_actions: Path) -> None:
+    job("fails", "exit 1")
+    job("later", "true")
+    pytester.runpytest("-x", "-p", "no:randomly").assert_outcomes(failed=1)
+    page = read_summary(in_actions.read_text())
+    assert "Stopped early (-x / --maxfail): stopping after 1 failure" in page.text
+    rows = job_rows(page)
+    assert rows["later"][0] == "🚫 cancelled"
+    assert rows["later"][4].startswith("not started: stopping after 1 failure")
+
+
+@pytest.mark.parametrize("n", ["0", "2"], ids=["n0", "n2"])
+def test_sigterm_is_said(pytester: pytest.Pytester, job: JobWriter, in_actions: Path, n: str) -> None:
+    job("long", 'echo started > "$CIDAG_RUN_DIR/started"; sleep 60')
+    proc = pytester.popen(
+        [sys.executable, "-m", "pytest", "--cidag-run-dir", "run", "--cidag-kill-grace", "0.2", "-n", n],
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (pytester.path / "run" / "started").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the job did not start"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    page = read_summary(in_actions.read_text())
+    assert "Interrupted: terminated by SIGTERM; 1 job cancelled" in page.text, page.text
+    assert job_rows(page)["long"][0] == "🚫 cancelled"
+    [chart] = fenced_blocks(in_actions.read_text(), "mermaid")
+    assert [t.tag for t in read_gantt(chart)[1]] == ["active"]
+
+
 # --- size -----------------------------------------------------------------------------------
+
+
+def test_a_large_run_is_cut_to_what_the_summary_has_room_for(
+    pytester: pytest.Pytester, job: JobWriter, in_actions: Path
+) -> None:
+    # A real run meets GitHub's limit: the step already wrote most of its 1 MiB.
+    earlier = "x" * 1000 + "\n"
+    in_actions.write_text(earlier * (github.SUMMARY_LIMIT // len(earlier) - 12))
+    job(
+        "many",
+        'for i in $(seq 1 20); do printf "%0200d\\n" "$i"; done; exit 1',
+        matrix="{ n = " + json.dumps([str(i) for i in range(60)]) + " }",
+    )
+    job("fine", "true", matrix="{ n = " + json.dumps([str(i) for i in range(150)]) + " }")
+    result = pytester.runpytest("--cidag-run-dir", "run", "-p", "no:randomly")
+    result.assert_outcomes(passed=150, failed=60)
+    data = in_actions.read_bytes()
+    assert len(data) <= github.SUMMARY_LIMIT
+    added = data.decode()[len(earlier * (github.SUMMARY_LIMIT // len(earlier) - 12)) :]
+    page = read_summary(added)
+    rows = job_rows(page)
+    # the failures come first and stay; what is left out is counted, and where it is, named
+    assert all(row[0] == "❌ failed" for row in list(rows.values())[:60])
+    m = re.search(
+        r"(\d+) more rows are left out for lack of room \(the failures come first\); "
+        r"the run record (\S+) has every job",
+        page.text,
+    )
+    assert m, page.text[-2000:]
+    assert len(rows) + int(m[1]) == 210
+    assert m[2] == "run/run.json"
+    shown = len(page.details)
+    assert shown < 60
+    assert (
+        f"The output of {60 - shown} more failed jobs is left out for lack of room: see their logs in run." in page.text
+    )
+    assert "The timeline is left out for lack of room; the run record run/run.json has it." in page.text
+    assert len(read_commands(result.outlines, "error")) == 60  # the log has room for every annotation
 
 
 def _synthetic(jobs: int, failed_every: int, tail_lines: int) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -311,6 +570,45 @@ def test_no_room_at_all_writes_nothing() -> None:
         "pytest-cidag: 5 failed, 5 passed (10 jobs)\nThe step summary is full; see the run record run/run.json."
     )
     assert len(short.encode()) <= 600
+
+
+# --- log groups (-s) ------------------------------------------------------------------------
+
+
+def _groups(lines: list[str]) -> dict[str, list[str]]:
+    """Each group's lines, checking that groups open and close on lines of their own."""
+    groups: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("::group::"):
+            assert current is None, f"group opened inside a group: {line}"
+            current = groups.setdefault(line.removeprefix("::group::"), [])
+        elif line == "::endgroup::":
+            assert current is not None
+            current = None
+        elif current is not None:
+            assert "::group::" not in line and "::endgroup::" not in line, line
+            current.append(line)
+    assert current is None
+    return groups
+
+
+@pytest.mark.parametrize("n", ["0", "2"], ids=["n0", "n2"])
+def test_live_output_in_groups(
+    pytester: pytest.Pytester, job: JobWriter, n: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    for name in ("a", "b", "c"):
+        job(name, f'for i in 1 2 3; do echo "{name}-$i"; sleep 0.05; done')
+    job("no-newline", "printf 'no line break at the end'")
+    job("killed", "echo before; sleep 30", timeout="0.5")
+    # a subprocess: -s hands the jobs the real stream
+    result = pytester.runpytest_subprocess("-s", "-n", n, "--cidag-kill-grace", "0.2", "-p", "no:randomly")
+    result.assert_outcomes(passed=4, failed=1)
+    groups = _groups(result.outlines)
+    assert {k: v for k, v in groups.items() if k in "abc"} == {x: [f"{x}-1", f"{x}-2", f"{x}-3"] for x in "abc"}
+    assert groups["no-newline"] == ["no line break at the end"]
+    assert groups["killed"][0] == "before"
 
 
 # --- the pure parts -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class Settings:
     junit_form: JunitForm = JunitForm.JENKINS  # what the JUnit XML holds (--cidag-junit-form)
     report: Path | None = None  # the timeline report to write at the end (--cidag-report), absolute
     report_gates: tuple[str, ...] = ()  # jobs whose ends the report marks (--cidag-report-gates)
+    github: bool = False  # step summary, annotations, log groups (--cidag-github, GITHUB_ACTIONS=true)
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""
