@@ -390,6 +390,14 @@ def test_off_by_default_outside_actions_and_on_with_the_flag(
     assert "| `bad` | ❌ failed |" in summary.read_text()
 
 
+def test_annotations_without_the_terminal_plugin(pytester: pytest.Pytester, job: JobWriter, in_actions: Path) -> None:
+    job("bad", "echo oops; exit 1")
+    result = pytester.runpytest_subprocess("-p", "no:terminal")
+    assert result.ret == 1
+    [error] = read_commands(result.outlines, "error")
+    assert error.message == "exit code 1\nlast line of output:\noops"
+
+
 @pytest.mark.parametrize("how", [["--cidag-github=off"], ["-o", "cidag_github=off"]], ids=["option", "ini"])
 def test_off_inside_actions(pytester: pytest.Pytester, job: JobWriter, in_actions: Path, how: list[str]) -> None:
     job("bad", "exit 1")
