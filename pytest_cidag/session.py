@@ -155,6 +155,8 @@ def _report_settings(config: pytest.Config, run_dir: Path) -> dict[str, Any]:
     except report.ReportError as exc:
         raise pytest.UsageError(f"cidag: {where}: {exc}") from None
     return {"report": path, "report_gates": report.parse_gates(gates)}
+
+
 def _github_setting(config: pytest.Config) -> bool:
     """The GitHub Actions output (README "On GitHub"): auto is on where GITHUB_ACTIONS=true."""
     value = config.getoption("cidag_github") or config.getini("cidag_github")
