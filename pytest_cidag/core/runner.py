@@ -53,6 +53,14 @@ class Watcher(Protocol):
     def job_ended(self, pgid: int) -> None: ...
 
 
+class Sink(Protocol):
+    """Where ``tee`` copies a job's output: a binary stream (the terminal's, or a wrapper
+    that takes turns with the live status line, :mod:`pytest_cidag.core.live`)."""
+
+    def write(self, data: bytes, /) -> object: ...
+    def flush(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class JobResult:
     """What happened to one job process tree. ``returncode`` is negative for a signal."""
@@ -361,7 +369,7 @@ class JobProcess:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         nice: int = 0,
-        tee: BinaryIO | None = None,
+        tee: Sink | None = None,
         kill_grace: float = DEFAULT_KILL_GRACE,
         on_step: Callable[[str], None] | None = None,
         watcher: Watcher | None = None,
@@ -657,7 +665,7 @@ def _disk_full(fd: int) -> bool:
     return st.f_blocks > 0 and free == 0
 
 
-def _copy(src: BinaryIO, log: BinaryIO, tee: BinaryIO) -> None:
+def _copy(src: BinaryIO, log: BinaryIO, tee: Sink) -> None:
     fd = src.fileno()
     while True:
         try:
