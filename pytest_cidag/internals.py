@@ -39,11 +39,18 @@ Each entry: the internal, what it is used for, and why nothing public does it.
 * xdist's ``WorkerController.shutting_down``, ``.workeroutput`` and ``.gateway`` (read by
   the scheduler, which cannot import this module): no job goes to a worker xdist is
   stopping, and a worker that ended its session by itself is not a crash.
+* ``TerminalWriter._file`` and the terminal writer's ``write_raw``, replaced on the
+  instance while jobs run: the live status line (:mod:`pytest_cidag.live`) is erased before
+  pytest writes anything and drawn again after, from a thread. No hook runs before each of
+  pytest's writes, and the status thread writes where pytest's writer does (its stream,
+  which is not ``sys.stdout`` while pytest captures a test's output).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, TextIO
 
 import pytest
 
@@ -139,3 +146,31 @@ def junit_logfile(config: pytest.Config) -> str | None:
 
     xml = config.stash.get(xml_key, None)
     return None if xml is None else str(xml.logfile)
+
+
+def terminal_stream(config: pytest.Config) -> TextIO:
+    """The stream pytest's terminal writer writes to (``sys.stdout`` as it was at configure)."""
+    stream: TextIO = config.get_terminal_writer()._file
+    return stream
+
+
+def around_terminal_writes(
+    config: pytest.Config, around: Callable[[str], AbstractContextManager[None]]
+) -> Callable[[], None]:
+    """Make each write of pytest's terminal writer happen inside ``around(text)``, flushed
+    before it ends; returns what undoes that. Every write of the writer (``write``, ``line``,
+    ``sep``, the reporter's) goes through ``write_raw``."""
+    writer = config.get_terminal_writer()
+    original = writer.write_raw
+
+    def write_raw(msg: str, *, flush: bool = False) -> None:
+        with around(msg):
+            original(msg, flush=True)
+
+    writer.write_raw = write_raw  # type: ignore[method-assign]
+
+    def undo() -> None:
+        if writer.__dict__.get("write_raw") is write_raw:
+            del writer.write_raw
+
+    return undo

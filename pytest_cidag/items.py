@@ -42,6 +42,7 @@ from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
 from pytest_cidag.keys import (
     CACHE_KEY,
+    LIVE_KEY,
     OUTPUTS_BEFORE_KEY,
     REAPER_KEY,
     RESULT_KEY,
@@ -209,7 +210,7 @@ class JobItem(pytest.Item):
             env=self._environment(settings, run_dir, output_path),
             timeout=timeout,
             nice=self.spec.nice,
-            tee=getattr(sys.stdout, "buffer", None) if settings.tee else None,
+            tee=self._tee(settings),
             kill_grace=settings.kill_grace,
             watcher=self.config.stash[REAPER_KEY],
         )
@@ -356,6 +357,13 @@ class JobItem(pytest.Item):
         if worker is not None:
             env[worker.tag_variable] = "1"
         return env
+
+    def _tee(self, settings: Settings) -> runner.Sink | None:
+        """With ``-s``, the terminal the job's output is copied to (taking turns with the
+        live status line when it runs)."""
+        stream = getattr(sys.stdout, "buffer", None) if settings.tee else None
+        live = self.config.stash.get(LIVE_KEY, None)
+        return live.guard(stream) if stream is not None and live is not None else stream
 
     def _run(self, proc: runner.JobProcess, shown: str, settings: Settings) -> runner.JobResult:
         """Run the process (registered with the worker, so an abort reaches it); its output

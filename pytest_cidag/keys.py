@@ -8,6 +8,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_cidag.caching import JobCache, Verdict
+    from pytest_cidag.core.live import LiveTerminal
     from pytest_cidag.core.reaper import Reaper
     from pytest_cidag.core.runner import JobResult
     from pytest_cidag.core.settings import Settings
@@ -35,3 +36,6 @@ OUTPUTS_BEFORE_KEY: pytest.StashKey[dict[str, tuple[int, ...]]] = pytest.StashKe
 TIMEOUT_KEY: pytest.StashKey[float] = pytest.StashKey()
 #: item: what the job's process tree did.
 RESULT_KEY: pytest.StashKey[JobResult] = pytest.StashKey()
+#: config, while the live status runs (the scheduling process): the terminal it shares,
+#: through which a job's ``-s`` output is written (:mod:`pytest_cidag.live`).
+LIVE_KEY: pytest.StashKey[LiveTerminal] = pytest.StashKey()

@@ -45,6 +45,8 @@ GITHUB_HELP = (
     "GitHub Actions output (step summary, annotations, log groups): auto (on where GITHUB_ACTIONS=true, "
     "the default), on or off"
 )
+LIVE_HELP = "While jobs run: a status line on a terminal, 'still running' lines in a log: auto (the default) or off"
+LIVE_INTERVAL_HELP = "Seconds a job runs before a 'still running' line names it, and between two (default: 60)"
 WHY_HELP = "Say for each job (or these, comma-separated) why it was a cache hit or miss"
 JUNIT_FORM_HELP = (
     "JUnit XML: jenkins (pytest's own, valid against Jenkins' schema; the default) or github "
@@ -102,6 +104,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("auto", "on", "off"),
         help=GITHUB_HELP,
     )
+    group.addoption("--cidag-live", metavar="MODE", default=None, choices=("auto", "off"), help=LIVE_HELP)
     group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
     group.addoption("--cidag-junit-form", metavar="FORM", default=None, choices=JUNIT_FORMS, help=JUNIT_FORM_HELP)
     parser.addini("cidag_cache", CACHE_HELP, default="rw")
@@ -110,6 +113,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cidag_report", REPORT_INI_HELP, default="off")
     parser.addini("cidag_report_gates", REPORT_GATES_HELP, default="")
     parser.addini("cidag_github", GITHUB_HELP, default="auto")
+    parser.addini("cidag_live", LIVE_HELP, default="auto")
+    parser.addini("cidag_live_interval", LIVE_INTERVAL_HELP, default="60")
     parser.addini("cidag_cache_dir", CACHE_DIR_HELP, default="")
     parser.addini("cidag_cache_max_size", CACHE_MAX_HELP, default=str(2 * 1024**3))
     parser.addini("cidag_paths", PATHS_HELP, type="args", default=["cijobs"])
@@ -195,6 +200,7 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_report is not None
         or option.cidag_report_gates is not None
         or option.cidag_status
+        or option.cidag_live is not None
     ):
         return True
     rootpath = config.rootpath

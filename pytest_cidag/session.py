@@ -106,6 +106,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         record=_record_setting(config),
         junit_form=junit_form_setting(config),
         github=_github_setting(config),
+        live=_live_setting(config),
+        live_interval=_number(config, "cidag_live_interval", float, 1),
         **_cache_settings(config),
         **_report_settings(config, run_dir),
     )
@@ -163,6 +165,11 @@ def _github_setting(config: pytest.Config) -> bool:
     if value not in ("auto", "on", "off"):
         raise pytest.UsageError(f"cidag_github: {value!r} from ini cidag_github must be auto, on or off")
     return bool(value == "on" or (value == "auto" and os.environ.get("GITHUB_ACTIONS") == "true"))
+def _live_setting(config: pytest.Config) -> bool:
+    value = config.getoption("cidag_live") or config.getini("cidag_live")
+    if value not in ("auto", "off"):
+        raise pytest.UsageError(f"cidag_live: {value!r} from ini cidag_live must be auto or off")
+    return bool(value == "auto")
 
 
 def _cache_settings(config: pytest.Config) -> dict[str, Any]:
@@ -308,6 +315,10 @@ class JobsPlugin:
             from pytest_cidag.github import GitHubReporter
 
             self.config.pluginmanager.register(GitHubReporter(self.config, self.settings, os.environ), "cidag-github")
+        if self.settings.live:
+            from pytest_cidag.live import start_live
+
+            start_live(self.config, self.settings)
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:

@@ -1,11 +1,25 @@
-"""The live status while jobs run: its text, and the terminal it shares, on an emulated screen (pyte)."""
+"""The live status while jobs run: a status line on a terminal, "still running" lines in a log.
+
+The terminal tests run pytest in a real pseudo-terminal (pexpect) and feed what it wrote to
+a terminal emulator (pyte): the status line must have been drawn, and the final screen must
+hold pytest's lines as pytest wrote them, with no status line left on it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import sys
+
+import pexpect
 import pyte
+import pytest
 
 from pytest_cidag.core.live import (
     ERASE_SEQUENCE,
+    PREFIX,
+    STILL_RUNNING,
     Counts,
     LiveTerminal,
     Marks,
@@ -14,6 +28,7 @@ from pytest_cidag.core.live import (
     status_line,
     still_running_line,
 )
+from tests.conftest import JobWriter
 
 # --- the text ----------------------------------------------------------------------------------
 
@@ -174,3 +189,183 @@ def test_the_sequences_leave_the_cursor_where_it_was() -> None:
     stream.feed(ERASE_SEQUENCE)
     assert (screen.cursor.y, screen.cursor.x) == (0, 3)
     assert [row.rstrip() for row in screen.display[:2]] == ["abc", ""]
+
+
+# --- in a real pseudo-terminal ------------------------------------------------------------------
+
+ROWS, COLUMNS = 60, 120
+
+
+def run_in_pty(pytester: pytest.Pytester, *args: str) -> tuple[bytes, list[str]]:
+    """Run pytest in a pseudo-terminal; what it wrote, and the screen it left."""
+    env = dict(os.environ, TERM="xterm")
+    env.pop("NO_COLOR", None)
+    child: pexpect.spawn[bytes] = pexpect.spawn(
+        sys.executable,
+        ["-m", "pytest", "-p", "no:randomly", "--cidag-run-dir", "run", *args],
+        cwd=str(pytester.path),
+        env=env,
+        dimensions=(ROWS, COLUMNS),
+        timeout=60,
+    )
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunks.append(child.read_nonblocking(65536, timeout=60))
+        except pexpect.EOF:
+            break
+    child.close()
+    assert child.exitstatus == 0, b"".join(chunks).decode(errors="replace")
+    raw = b"".join(chunks)
+    screen = pyte.Screen(COLUMNS, ROWS)
+    pyte.ByteStream(screen).feed(raw)
+    return raw, [row.rstrip() for row in screen.display if row.strip()]
+
+
+def two_jobs(job: JobWriter) -> None:
+    job("quick", "echo quick")
+    job("slow", "echo started; sleep 3; echo finished")
+
+
+def worker_of(pytester: pytest.Pytester, job_id: str) -> str:
+    record = json.loads((pytester.path / "run" / "run.json").read_text())
+    return str(next(j["worker"] for j in record["jobs"] if j["id"] == job_id))
+
+
+def test_a_tty_at_n0_shows_the_running_job_and_leaves_pytests_lines_intact(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    two_jobs(job)
+    raw, screen = run_in_pty(pytester)
+    assert re.search(rb"cidag: running slow \(main, [12] s\) \| 1 done, 0 waiting, 0 blocked", raw), raw
+    assert not any(PREFIX in row for row in screen), screen
+    assert re.fullmatch(r"cijobs/quick\.sh \. +\[ 50%\]", screen[-5]), screen
+    assert re.fullmatch(r"cijobs/slow\.sh \. +\[100%\]", screen[-4]), screen
+    assert screen[-3].startswith("cidag: job logs in ")
+    assert screen[-2].startswith("cidag: critical path ")
+    assert re.fullmatch(r"=+ 2 passed in [\d.]+s =+", screen[-1]), screen
+
+
+def test_a_tty_with_s_shows_the_jobs_output_and_the_status_line_in_turn(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    two_jobs(job)
+    raw, screen = run_in_pty(pytester, "-s")
+    assert re.search(rb"cidag: running slow \(main, [12] s\)", raw), raw
+    assert not any(PREFIX in row for row in screen), screen
+    at = screen.index("cijobs/quick.sh quick")
+    assert screen[at : at + 4] == [
+        "cijobs/quick.sh quick",
+        ".",
+        "cijobs/slow.sh started",
+        "finished",
+    ], screen
+    assert screen[at + 4] == "."
+    assert re.fullmatch(r"=+ 2 passed in [\d.]+s =+", screen[-1]), screen
+
+
+def test_a_tty_at_n2_names_the_worker_that_runs_the_job(pytester: pytest.Pytester, job: JobWriter) -> None:
+    two_jobs(job)
+    raw, screen = run_in_pty(pytester, "-n", "2")
+    seen = re.findall(rb"cidag: running slow \((gw[01]), [123] s\)", raw)
+    assert seen, raw
+    assert {w.decode() for w in seen} == {worker_of(pytester, "slow")}
+    assert not any(PREFIX in row for row in screen), screen
+    # xdist's progress, as it is without the live status: a dot per job, and 100 % (where
+    # pytest breaks the line, and whether it shows 50 % first, depends on its own timing)
+    start = next(i for i, row in enumerate(screen) if row.startswith("2 workers ["))
+    end = next(i for i, row in enumerate(screen) if row.startswith("cidag: job logs in "))
+    progress = "".join(screen[start:end]).replace(" ", "")
+    assert re.fullmatch(r"2workers\[\d+items\]\.(\[50%\])?\.\[100%\]", progress), screen
+    assert re.fullmatch(r"=+ 2 passed in [\d.]+s =+", screen[-1]), screen
+
+
+# --- in a log -----------------------------------------------------------------------------------
+
+
+def test_a_log_gets_a_still_running_line_per_interval_and_pytests_line_goes_on(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    job("slow", "sleep 3")
+    result = pytester.runpytest("-o", "cidag_live_interval=1")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["cijobs/slow.sh ", "cidag: still running: slow, 1 s"])
+    lines = result.stdout.lines
+    said = [line for line in lines if line.startswith(STILL_RUNNING)]
+    assert all(re.fullmatch(r"cidag: still running: slow, [1-9] s", line) for line in said), said
+    after = lines[lines.index(said[-1]) + 1]
+    assert re.fullmatch(r" {15}\. +\[100%\]", after), lines  # at the column pytest's line had
+    assert "\x1b" not in result.stdout.str()
+
+
+def test_a_log_at_n2_names_the_jobs_running_on_each_worker(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("one", "sleep 3")
+    job("two", "sleep 3")
+    result = pytester.runpytest_subprocess("-n", "2", "-o", "cidag_live_interval=1")
+    result.assert_outcomes(passed=2)
+    said = " ".join(line for line in result.stdout.lines if line.startswith(STILL_RUNNING))
+    assert "one, 1 s" in said
+    assert "two, 1 s" in said
+
+
+@pytest.mark.parametrize("quiet", [["-q"], ["--cidag-live", "off"], ["-o", "cidag_live=off"]])
+def test_quiet_or_off_prints_no_still_running_line(pytester: pytest.Pytester, job: JobWriter, quiet: list[str]) -> None:
+    job("slow", "sleep 2")
+    result = pytester.runpytest("-o", "cidag_live_interval=1", *quiet)
+    result.assert_outcomes(passed=1)
+    assert "still running" not in result.stdout.str()
+
+
+# --- when it starts -----------------------------------------------------------------------------
+
+RECORDS_IT = """
+import json
+
+def pytest_sessionfinish(session):
+    with open("live.json", "w") as f:
+        json.dump(session.config.pluginmanager.has_plugin("cidag-live"), f)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "started"),
+    [
+        ([], True),
+        (["-q"], False),
+        (["-p", "no:terminal"], False),
+        (["--collect-only"], False),
+        (["--cidag-live", "off"], False),
+    ],
+)
+def test_it_starts_only_where_it_may_show_something(
+    pytester: pytest.Pytester, job: JobWriter, args: list[str], started: bool
+) -> None:
+    job("ok", "true")
+    pytester.makeconftest(RECORDS_IT)
+    result = pytester.runpytest(*args)
+    assert result.ret == 0
+    assert json.loads((pytester.path / "live.json").read_text()) is started
+
+
+def test_a_run_without_jobs_does_not_load_it(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("ok", "true")  # a job directory the run does not reach
+    pytester.makepyfile(
+        test_some="""
+        import sys
+
+        def test_a():
+            assert not [m for m in sys.modules if m.startswith("pytest_cidag.") and "live" in m]
+        """
+    )
+    result = pytester.runpytest_subprocess("test_some.py")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_bad_mode_or_interval_is_a_usage_error(pytester: pytest.Pytester, job: JobWriter) -> None:
+    job("ok", "true")
+    result = pytester.runpytest("-o", "cidag_live=on")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cidag_live: 'on' from ini cidag_live must be auto or off"])
+    result = pytester.runpytest("-o", "cidag_live_interval=0.5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cidag_live_interval: '0.5' from ini cidag_live_interval must be at least 1"])

@@ -71,7 +71,9 @@ PURE = sorted(p.stem for p in CORE.glob("*.py") if p.stem != "__init__")
 
 #: What only pytest_cidag/internals.py may touch: pytest's private modules, private
 #: attributes of pytest's and xdist's objects, plugins found by their internal names.
-PRIVATE = re.compile(r"\b_pytest\b|_setupstate|_use_item_location|lfplugin|\bdsession\b|\._session\b|\.sched\b")
+PRIVATE = re.compile(
+    r"\b_pytest\b|_setupstate|_use_item_location|lfplugin|\bdsession\b|\._session\b|\.sched\b|\._file\b"
+)
 
 
 def test_private_internals_are_used_in_one_place_only() -> None:

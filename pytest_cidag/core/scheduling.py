@@ -138,8 +138,8 @@ class DagScheduling:
         stopped: the fast-fail reason once -x/--maxfail tripped; nothing is dispatched after.
         reporting: key -> worker, for keys that passed early and whose completion event has
             not arrived yet (the worker is still busy with their reports).
-        on_dispatch: called with a key when it is sent to a worker (the run record's
-            "queued" time), or None.
+        on_dispatch: called with a key and the worker it is sent to (the run record's
+            "queued" time, the live status's worker), or None.
 
     Invariants: a key that is not blocked is in at most one of waiting, ready and running's
     values, and in done once it has ended; a blocked key is in done and blocked from the
@@ -173,7 +173,7 @@ class DagScheduling:
         self.last_on: dict[Any, str] = {}  # worker -> the last key it finished
         self.passed: set[str] = set()  # passed early, per the worker
         self.reporting: dict[str, Any] = {}
-        self.on_dispatch: Callable[[str], None] | None = None
+        self.on_dispatch: Callable[[str, Any], None] | None = None
         self.lock = threading.RLock()
 
     # --- xdist's scheduler protocol ---------------------------------------------------
@@ -396,7 +396,7 @@ class DagScheduling:
             self.running[node] = blocked
             self.log("skip", blocked, "on", node)
             if self.on_dispatch is not None:
-                self.on_dispatch(blocked)
+                self.on_dispatch(blocked, node)
             try:
                 self.controller.send_skip(node, blocked)
                 node.send_runtest_some([self.index[blocked], self.tick_index])
@@ -411,7 +411,7 @@ class DagScheduling:
             self.running[node] = key
             self.log("dispatch", key, "to", node)
             if self.on_dispatch is not None:
-                self.on_dispatch(key)
+                self.on_dispatch(key, node)
             try:
                 node.send_runtest_some([self.index[key], self.tick_index])
             except OSError:  # the worker is gone (its channel closed): the key waits for another

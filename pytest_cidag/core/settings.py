@@ -40,6 +40,8 @@ class Settings:
     report: Path | None = None  # the timeline report to write at the end (--cidag-report), absolute
     report_gates: tuple[str, ...] = ()  # jobs whose ends the report marks (--cidag-report-gates)
     github: bool = False  # step summary, annotations, log groups (--cidag-github, GITHUB_ACTIONS=true)
+    live: bool = True  # the live status while jobs run (--cidag-live auto), else off
+    live_interval: float = 60.0  # seconds between "still running" lines about a job (ini)
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""

@@ -62,6 +62,7 @@ class ControllerSide:
         self.exit_pending: tuple[str, int | None] | None = None
         self.late_errors: list[Any] = []  # serialized teardown reports, from the side channel
         self.dispatched_at: dict[str, float] = {}  # key -> when it was last sent to a worker (epoch s)
+        self.dispatched_to: dict[str, str] = {}  # key -> the worker it was last sent to ("gw0")
 
     @property
     def run(self) -> RunGraph:
@@ -234,8 +235,9 @@ class ControllerSide:
             self._say_what_is_not_used()
         internals.replace_xdist_scheduler(self.config, scheduler)
 
-    def _dispatched(self, key: str) -> None:
+    def _dispatched(self, key: str, node: Any) -> None:
         self.dispatched_at[key] = time.time()
+        self.dispatched_to[key] = internals.worker_id(node)
 
     def _say_what_is_not_used(self) -> None:
         """A run with jobs is scheduled by the graph: say so if --dist or another plugin's
