@@ -359,13 +359,3 @@ def test_a_run_without_jobs_does_not_load_it(pytester: pytest.Pytester, job: Job
     )
     result = pytester.runpytest_subprocess("test_some.py")
     result.assert_outcomes(passed=1)
-
-
-def test_a_bad_mode_or_interval_is_a_usage_error(pytester: pytest.Pytester, job: JobWriter) -> None:
-    job("ok", "true")
-    result = pytester.runpytest("-o", "cidag_live=on")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: cidag_live: 'on' from ini cidag_live must be auto or off"])
-    result = pytester.runpytest("-o", "cidag_live_interval=0.5")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: cidag_live_interval: '0.5' from ini cidag_live_interval must be at least 1"])
