@@ -243,7 +243,7 @@ def reaches_jobs(config: pytest.Config, job_paths: tuple[Path, ...]) -> bool:
     """Whether the command line reaches the job directories: an argument is one of them,
     inside one, or holds one, or names a file that may be a job. (A Python test's
     pytest-dependency marker may still pull jobs in; they are collected then.)"""
-    if config.option.cidag_graph:
+    if config.option.cidag_graph or config.option.cidag_export:
         return True
     here = config.invocation_params.dir
     real_dirs = [d.resolve() for d in job_paths]
@@ -328,6 +328,7 @@ class JobsPlugin:
             if (
                 not hasattr(config, "workerinput")
                 and not config.getoption("cidag_graph")
+                and not config.getoption("cidag_export")  # runs nothing: no run directory, record, status
                 and any(isinstance(i, JobItem) for i in session.items)
             ):
                 self.claim_run_dir()

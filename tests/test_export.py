@@ -179,6 +179,7 @@ def test_exported_workflow_runs_like_pytest(project: pytest.Pytester, actionlint
 
 def test_export_is_deterministic_and_checked(project: pytest.Pytester) -> None:
     assert project.runpytest_subprocess(*EXPORT).ret == 0
+    assert not (project.path / ".cidag" / "runs").exists()  # an export runs nothing, records nothing
     first = (project.path / "cidag.yml").read_bytes()
     assert project.runpytest_subprocess(*EXPORT).ret == 0
     assert (project.path / "cidag.yml").read_bytes() == first
