@@ -82,9 +82,9 @@ def resolve_settings(config: pytest.Config) -> Settings:
     reaches = reaches_jobs(config, job_paths)
     if workerinput is not None and "cidag_run_dir" in workerinput:  # as the controller decided
         reaches = bool(workerinput["cidag_reaches_jobs"])
-        run_dir = Path(workerinput["cidag_run_dir"])
+        run_dir = rootpath / workerinput["cidag_run_dir"]  # relative (a worker on another host) or absolute
         default = bool(workerinput["cidag_default_run_dir"])
-        previous = Path(workerinput["cidag_previous_run_dir"]) if workerinput["cidag_previous_run_dir"] else None
+        previous = rootpath / workerinput["cidag_previous_run_dir"] if workerinput["cidag_previous_run_dir"] else None
     elif run_dir_arg:
         run_dir = (config.invocation_params.dir / run_dir_arg).resolve()
         default = False

@@ -60,6 +60,8 @@ class FakeController:
         self.ended: str | None = None
         self.used: Any = None  # the scheduler handed to xdist
         self.skips_sent: list[tuple[str, str]] = []  # (worker, key) told to skip, in order
+        self.needs_sent: list[tuple[str, str]] = []  # (worker, key) given its needs' outputs, in order
+        self.gone: set[str] = set()  # workers whose channel is closed
 
     def use(self, scheduler: Any) -> None:
         self.used = scheduler
@@ -98,6 +100,12 @@ class FakeController:
     def send_skip(self, node: Any, key: str) -> None:
         assert key in self.blocked, f"{key} is sent to be skipped without being blocked"
         self.skips_sent.append((node.name, key))
+
+    def send_needs(self, node: Any, key: str) -> None:
+        assert node.current is None, f"{key}'s needs are handed to {node.name} after {node.current} was sent"
+        if node.name in self.gone:
+            raise OSError(f"cannot send to {node.name}")
+        self.needs_sent.append((node.name, key))
 
     def abort(self, nodes: Sequence[Any], reason: str) -> None:
         self.aborted.append((list(nodes), reason))
@@ -276,6 +284,30 @@ def test_failure_blocks_downstream_in_order() -> None:
     assert not sched.tests_finished  # e is still to be reported
     assert report_skips(sched, controller) == ["e"]
     assert sched.tests_finished
+
+
+def test_each_job_is_given_its_needs_outputs_first_and_a_skip_is_not() -> None:
+    # (A worker on another host has a run directory of its own: the controller sends it
+    # what the job's needs left in the run directory, right before the job.)
+    sched, controller, (w0,), _ = make({"a": [], "b": ["a"], "c": ["b"], "d": []}, workers=1)
+    complete(sched, controller, "a")
+    complete(sched, controller, "b", "failed")
+    report_skips(sched, controller)
+    complete(sched, controller, "d")
+    assert controller.needs_sent == [("gw0", "a"), ("gw0", "b"), ("gw0", "d")]
+    assert controller.skips_sent == [("gw0", "c")]
+    assert [w0.collection[i] for i, _tick in w0.sent] == ["a", "b", "c", "d"]
+
+
+def test_a_job_whose_needs_cannot_reach_its_worker_is_not_lost() -> None:
+    sched, controller, (w0,), _ = make({"a": [], "b": ["a"]}, workers=1)
+    controller.gone.add("gw0")  # its channel closed; xdist has not removed it yet
+    complete(sched, controller, "a")
+    assert running(sched) == {} and [w0.collection[i] for i, _tick in w0.sent] == ["a"]
+    assert sched.has_pending and not finished(sched)
+    controller.gone.clear()  # (a replacement worker, as far as the scheduler can tell)
+    sched.schedule()
+    assert running(sched) == {"gw0": "b"}
 
 
 def test_a_skip_waits_for_every_need_to_end() -> None:

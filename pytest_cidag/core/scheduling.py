@@ -105,6 +105,10 @@ class Controller(Protocol):
     def send_skip(self, node: Any, key: str) -> None:
         """Tell ``node`` that ``key``, sent next, is to be skipped as blocked (and why)."""
 
+    def send_needs(self, node: Any, key: str) -> None:
+        """Give ``node`` what the needs of ``key``, sent next, left for it (their outputs),
+        where it cannot read that itself (a worker on another host)."""
+
     def abort(self, nodes: Sequence[Any], reason: str) -> None:
         """Kill the jobs running on ``nodes`` (fast-fail)."""
 
@@ -413,6 +417,7 @@ class DagScheduling:
             if self.on_dispatch is not None:
                 self.on_dispatch(key, node)
             try:
+                self.controller.send_needs(node, key)
                 node.send_runtest_some([self.index[key], self.tick_index])
             except OSError:  # the worker is gone (its channel closed): the key waits for another
                 del self.running[node]

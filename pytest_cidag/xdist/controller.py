@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY, SETTINGS_KEY
 from pytest_cidag.outcomes import OutcomeRecorder
 from pytest_cidag.persistence import CachePersistence
 from pytest_cidag.state import RunGraph
+from pytest_cidag.xdist import handoff
 from pytest_cidag.xdist.worker import WORKER_TAG_PREFIX
 
 
@@ -76,12 +78,16 @@ class ControllerSide:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        # Every worker writes into the controller's one run directory.
+        # Every worker on this host writes into the controller's one run directory. One on
+        # another host (--tx socket=, ssh=) writes into the directory of that name in its own
+        # checkout (which may be at another path), not at this host's path.
         settings = self.config.stash[SETTINGS_KEY]
-        node.workerinput["cidag_run_dir"] = str(settings.run_dir)
+        remote = handoff.is_remote(node)
+        node.workerinput["cidag_run_dir"] = self._for_worker(settings.run_dir, remote)
         node.workerinput["cidag_default_run_dir"] = settings.default_run_dir
-        node.workerinput["cidag_previous_run_dir"] = str(settings.previous_run_dir or "")
+        node.workerinput["cidag_previous_run_dir"] = self._for_worker(settings.previous_run_dir, remote)
         node.workerinput["cidag_reaches_jobs"] = settings.reaches_jobs
+        node.workerinput["cidag_remote"] = remote
         channel = node.gateway.newchannel()
         gwid = str(node.gateway.id)
         tag = runner.new_token()
@@ -92,6 +98,14 @@ class ControllerSide:
             self.channels[gwid] = channel
             self.nodes[gwid] = node
         channel.setcallback(lambda message: self._receive(node, message), endmarker=_CLOSED)
+
+    def _for_worker(self, path: Path | None, remote: bool) -> str:
+        """``path`` as a worker resolves it against its own rootdir ("" for None): relative
+        to the rootdir for a worker on another host when it is under it, else as it is."""
+        if path is None:
+            return ""
+        rootpath = self.config.rootpath
+        return str(path.relative_to(rootpath)) if remote and path.is_relative_to(rootpath) else str(path)
 
     def _receive(self, node: Any, message: Any) -> None:
         # execnet's receiver thread. A plan is only stored (the main thread reads it); an
@@ -111,6 +125,8 @@ class ControllerSide:
                 self.late_errors.append((node, message["teardown_error"]))
         elif "passed" in message and self.scheduler is not None:
             try:
+                if message.get("handoff"):  # from another host: before its dependents are sent
+                    handoff.place(self.run_dir(), message["handoff"], self.config.rootpath)
                 self.scheduler.passed_early(node, str(message["passed"]))
             except Exception:  # a bug: say so, keep the channel (abort messages use it)
                 traceback.print_exc()
@@ -270,6 +286,24 @@ class ControllerSide:
         channel = self.channels.get(internals.worker_id(node))
         if channel is not None:
             channel.send({"skip": [key, self.recorder.blocked[key]]})
+
+    def send_needs(self, node: Any, key: str) -> None:
+        # A worker on another host cannot read what the needs of ``key`` left in the run
+        # directory (here, or on a third host): send it, before the key's index on the same
+        # connection. The outputs of needs outside the run (--cidag-no-deps) are not sent.
+        if not handoff.is_remote(node):
+            return
+        graph = self.run.graph
+        channel = self.channels.get(internals.worker_id(node))
+        if graph is None or channel is None:
+            return
+        labels = [graph.nodes[n].label for n in graph.needs.get(key, ()) if graph.nodes[n].is_job]
+        files = handoff.collect(self.run_dir(), labels, self.config.rootpath)
+        if files:
+            channel.send({"handoff": files})
+
+    def run_dir(self) -> Path:
+        return Path(self.config.stash[SETTINGS_KEY].run_dir)
 
     def abort(self, nodes: Sequence[Any], reason: str) -> None:
         for node in nodes:

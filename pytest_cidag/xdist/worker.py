@@ -16,8 +16,9 @@ from pytest_cidag import internals
 from pytest_cidag.core import runner
 from pytest_cidag.core.plan import node_to_data
 from pytest_cidag.items import JobItem
-from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY
+from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY, SETTINGS_KEY
 from pytest_cidag.state import RunGraph
+from pytest_cidag.xdist import handoff
 
 TICK_NAME = "cidag-tick"
 #: Every job a worker starts carries ``CIDAG_WTAG_<worker token>=1``, so the controller can
@@ -39,12 +40,16 @@ class TickItem(pytest.Item):
 
 
 class WorkerSide:
-    """Worker half: appends the tick, sends the graph, obeys abort messages."""
+    """Worker half: appends the tick, sends the graph, obeys abort messages; on another
+    host than the controller, trades what jobs leave for their dependents (:mod:`handoff`)."""
 
     def __init__(self, config: pytest.Config, channel: Any, worker_tag: str) -> None:
         self.config = config
         self.channel = channel
         self.tag_variable = WORKER_TAG_PREFIX + worker_tag
+        #: On another host than the controller (its run directory is not the controller's).
+        self.remote = bool(getattr(config, "workerinput", {}).get("cidag_remote"))
+        self.labels: dict[str, str] = {}  # job key -> its label (its files' names)
         self.tick: TickItem | None = None
         self.running: set[runner.JobProcess] = set()
         self.lock = threading.Lock()
@@ -59,6 +64,10 @@ class WorkerSide:
         if isinstance(message, dict) and "skip" in message:
             key, reason = message["skip"]
             self.config.stash[OUTCOMES_KEY].blocked[str(key)] = str(reason)
+        elif isinstance(message, dict) and "handoff" in message:
+            # Before the index of the job that needs them, on the same connection.
+            settings = self.config.stash[SETTINGS_KEY]
+            handoff.place(settings.run_dir, message["handoff"], self.config.rootpath)
         elif isinstance(message, dict) and "abort" in message:
             reason = str(message["abort"])
             grace = message.get("grace")
@@ -99,7 +108,8 @@ class WorkerSide:
             self.channel.send({"plan": None})
             return
         items = {i.nodeid: i for i in session.items}
-        self.job_keys = frozenset(k for k, i in items.items() if isinstance(i, JobItem))
+        self.labels = {k: i.job_id for k, i in items.items() if isinstance(i, JobItem)}
+        self.job_keys = frozenset(self.labels)
         nodes = []
         for key, node in graph.nodes.items():
             item = items.get(key)
@@ -171,8 +181,12 @@ class WorkerSide:
             self.call_passed = report.nodeid if report.passed else None
         elif report.when == "teardown":
             if report.passed and self.call_passed == report.nodeid:
+                message: dict[str, Any] = {"passed": report.nodeid}
+                if self.remote:  # its outputs and cache key, for dependents on other hosts
+                    run_dir = self.config.stash[SETTINGS_KEY].run_dir
+                    message["handoff"] = handoff.collect(run_dir, [self.labels[report.nodeid]], self.config.rootpath)
                 with contextlib.suppress(Exception):  # the controller is gone: nothing to speed up
-                    self.channel.send({"passed": report.nodeid})
+                    self.channel.send(message)
             self.call_passed = None
 
     @pytest.hookimpl(tryfirst=True)
