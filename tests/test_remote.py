@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ import execnet
 import pytest
 
 from pytest_cidag.xdist import handoff
+from pytest_cidag.xdist.worker import CONTROLLER_GONE
 from tests.conftest import JobWriter
 
 SOCKETSERVER = Path(execnet.__file__).parent / "script" / "socketserver.py"
@@ -328,3 +330,33 @@ def test_x_kills_a_job_on_a_remote_worker(
     log = (run_dir_of(checkouts[workers(project)["long"]]) / "long.log").read_text()
     assert "finished" not in log
     assert log.rstrip().endswith("[cidag] job killed: stopping after 1 failure ('broken' failed)")
+
+
+@pytest.mark.remote
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_remote_workers_job_dies_with_the_controller(
+    project: pytest.Pytester, job: JobWriter, remote_servers: Hosts, meet: Path, signum: signal.Signals
+) -> None:
+    # Ctrl-C: the controller has the job killed over the side channel, then ends. Killed, it
+    # cannot; the worker process (the socket server) outlives it, and so would its reaper:
+    # the worker kills its jobs itself when the controller's connection ends.
+    reason = "interrupted" if signum == signal.SIGINT else CONTROLLER_GONE
+    job("long", f'touch "{meet}/started"; sleep 120; echo finished')
+    [(server, checkout)] = remote_servers(1)
+    argv = [sys.executable, "-m", "pytest", "--dist", "load", "-p", "no:randomly", *tx(server, checkout, "far")]
+    controller = subprocess.Popen(argv, cwd=project.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (meet / "started").exists() and time.monotonic() < deadline and controller.poll() is None:
+            time.sleep(0.05)
+        assert (meet / "started").exists(), "the job never started"
+        controller.send_signal(signum)
+        assert controller.wait(timeout=60) == (pytest.ExitCode.INTERRUPTED if signum == signal.SIGINT else -signum)
+    finally:
+        controller.kill()
+        controller.wait()
+    log = run_dir_of(checkout) / "long.log"
+    deadline = time.monotonic() + 60
+    while "[cidag]" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.read_text().rstrip().endswith(f"[cidag] job killed: {reason}")

@@ -24,6 +24,10 @@ TICK_NAME = "cidag-tick"
 #: Every job a worker starts carries ``CIDAG_WTAG_<worker token>=1``, so the controller can
 #: kill what a crashed worker's jobs left behind (a name per worker keeps nested runs' tags).
 WORKER_TAG_PREFIX = "CIDAG_WTAG_"
+#: Why a worker's running jobs are killed when its controller is gone.
+CONTROLLER_GONE = "the xdist controller is gone"
+#: What execnet hands the side channel's callback when the channel closes.
+_CLOSED = object()
 
 
 class TickItem(pytest.Item):
@@ -57,11 +61,16 @@ class WorkerSide:
         self.job_keys: frozenset[str] = frozenset()
         self.call_passed: str | None = None
         self.previous: pytest.Item | None = None  # the item run before the pending tick
-        channel.setcallback(self._receive)
+        channel.setcallback(self._receive, endmarker=_CLOSED)
 
     def _receive(self, message: Any) -> None:
         # Runs in execnet's receiver thread, even while the main thread runs a job.
-        if isinstance(message, dict) and "skip" in message:
+        if message is _CLOSED:
+            # The controller is gone (killed, or its host unreachable): nobody reports or
+            # stops what runs here. A worker on the controller's host dies with it and its
+            # reaper kills its jobs; one on another host (an execnet socketserver) lives on.
+            self._abort(CONTROLLER_GONE, None)
+        elif isinstance(message, dict) and "skip" in message:
             key, reason = message["skip"]
             self.config.stash[OUTCOMES_KEY].blocked[str(key)] = str(reason)
         elif isinstance(message, dict) and "handoff" in message:
@@ -69,16 +78,18 @@ class WorkerSide:
             settings = self.config.stash[SETTINGS_KEY]
             handoff.place(settings.run_dir, message["handoff"], self.config.rootpath)
         elif isinstance(message, dict) and "abort" in message:
-            reason = str(message["abort"])
-            grace = message.get("grace")
-            with self.lock:
-                self.aborted = reason
-                procs = list(self.running)
-            for proc in procs:
-                proc.abort(reason, grace)
+            procs = self._abort(str(message["abort"]), message.get("grace"))
             if message.get("reply"):
                 # Each tree is gone (abort returns once it is): the controller may go on.
                 self.channel.send({"stopped": len(procs)})
+
+    def _abort(self, reason: str, grace: float | None) -> list[runner.JobProcess]:
+        with self.lock:
+            self.aborted = reason
+            procs = list(self.running)
+        for proc in procs:
+            proc.abort(reason, grace)
+        return procs
 
     def job_started(self, proc: runner.JobProcess) -> None:
         with self.lock:
