@@ -99,6 +99,28 @@ class ControllerSide:
             self.nodes[gwid] = node
         channel.setcallback(lambda message: self._receive(node, message), endmarker=_CLOSED)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Sequence[Any]) -> None:
+        # Before any gateway is made. xdist hands a worker on another host (and one given
+        # chdir=) the command line with each existing path made relative to an --rsyncdir,
+        # and stops with a traceback ("not relative to an rsync root") at one that is not
+        # under any (a relative path never is): say so, and what to do instead.
+        remote = [s for s in specs if not s.popen or s.chdir]
+        if not remote or not config.stash[SETTINGS_KEY].reaches_jobs:
+            return
+        given = [*(getattr(config.option, "rsyncdir", None) or []), *config.getini("rsyncdirs")]
+        roots = [Path(root).resolve() for root in given]
+        for arg in (str(a) for a in config.invocation_params.args):
+            path = Path(arg.split("::", 1)[0])
+            with contextlib.suppress(OSError):
+                if path.exists() and not any(path == r or path.is_relative_to(r) for r in roots):
+                    shown = "//".join(p for p in str(remote[0]).split("//") if not p.startswith("execmodel="))
+                    raise pytest.UsageError(
+                        f"cidag: {arg!r} is a path, and xdist gives a remote or chdir= worker (--tx {shown}) "
+                        "only paths under an --rsyncdir; name the job directories in ini testpaths and give "
+                        "no paths (select with -k or -m)"
+                    )
+
     def _for_worker(self, path: Path | None, remote: bool) -> str:
         """``path`` as a worker resolves it against its own rootdir ("" for None): relative
         to the rootdir for a worker on another host when it is under it, else as it is."""
