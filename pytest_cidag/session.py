@@ -165,6 +165,8 @@ def _github_setting(config: pytest.Config) -> bool:
     if value not in ("auto", "on", "off"):
         raise pytest.UsageError(f"cidag_github: {value!r} from ini cidag_github must be auto, on or off")
     return bool(value == "on" or (value == "auto" and os.environ.get("GITHUB_ACTIONS") == "true"))
+
+
 def _live_setting(config: pytest.Config) -> bool:
     value = config.getoption("cidag_live") or config.getini("cidag_live")
     if value not in ("auto", "off"):
