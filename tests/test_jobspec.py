@@ -7,10 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cidag.core.jobspec import JobSpec, JobSpecError, command_for, find_block, parse_text
+from pytest_cidag.core.jobspec import (
+    MAX_ID_LENGTH,
+    MAX_RETRIES,
+    JobSpec,
+    JobSpecError,
+    attempt_log_name,
+    command_for,
+    find_block,
+    parse_text,
+)
 
 P = Path("cijobs/build.sh")
 B = "b"
+WHOLE = "'retries' must be a whole number from 0 to 10, got"
+AT_LEAST_0 = "'retry_delay' must be a number of seconds, at least 0, got"
 
 
 def parse(text: str) -> JobSpec:
@@ -118,6 +129,17 @@ def test_empty_comment_lines_inside_the_block() -> None:
         ('# /// cidag\n# matrix = { py = ["1"], PY = ["2"] }\n# ///\n', 2, "collide once upper-cased"),
         ('# /// cidag\n# cwd = "/abs"\n# ///\n', 2, "'cwd' must be relative to the rootdir"),
         ("# /// cidag\n# nice = 40\n# ///\n", 2, "'nice' must be an integer from -20 to 19, got 40"),
+        ("# /// cidag\n# timeout = 5\n# retries = 11\n# ///\n", 3, f"{WHOLE} 11"),
+        ("# /// cidag\n# retries = -1\n# ///\n", 2, f"{WHOLE} -1"),
+        ('# /// cidag\n# retries = "x"\n# ///\n', 2, f"{WHOLE} a string: 'x'"),
+        ("# /// cidag\n# retries = 1.5\n# ///\n", 2, f"{WHOLE} a number: 1.5"),
+        ("# /// cidag\n# retries = true\n# ///\n", 2, f"{WHOLE} a boolean"),
+        ("# /// cidag\n# retry_delay = -1\n# ///\n", 2, f"{AT_LEAST_0} -1"),
+        ("# /// cidag\n# retry_delay = nan\n# ///\n", 2, f"{AT_LEAST_0} nan"),
+        ("# /// cidag\n# retry_delay = inf\n# ///\n", 2, f"{AT_LEAST_0} inf"),
+        ("# /// cidag\n# retry_delay = 3601\n# ///\n", 2, "'retry_delay' of 3601 seconds is more than an hour (3600)"),
+        ('# /// cidag\n# retry_delay = "5s"\n# ///\n', 2, "'retry_delay' must be a number of seconds, got a string"),
+        ("# /// cidag\n# retry = 2\n# ///\n", 2, "unknown key 'retry' (did you mean 'retries' or 'retry_delay'?)"),
         ("# /// cidag\n# timeout = 1" + "0" * 400 + "\n# ///\n", 2, "'timeout' of 1000000000... (401 digits) seconds"),
         (
             '# /// cidag\n# matrix = { x = ["a-b", "a"], y = ["c", "b-c"] }\n# ///\n',
@@ -198,7 +220,11 @@ def test_command_follows_the_shebang_like_the_kernel(tmp_path: Path) -> None:
 def test_a_file_name_too_long_for_the_log_file_is_an_error_at_line_1() -> None:
     exc = parse_error_for(Path("cijobs/" + B * 250 + ".sh"), "echo hi\n")
     assert (exc.line, exc.message.split(";")[0]) == (1, f"job id '{B * 20}...' is 250 characters long")
-    assert parse_text("echo hi\n", Path("cijobs/" + B * 247 + ".sh")).name == B * 247
+    longest = B * MAX_ID_LENGTH  # '<id>@attempt10.log', a retried job's earlier log, fills 255 bytes
+    assert len(longest + attempt_log_name("", MAX_RETRIES)) == 255
+    assert parse_text("echo hi\n", Path("cijobs/" + longest + ".sh")).name == longest
+    exc = parse_error_for(Path("cijobs/" + longest + "b.sh"), "echo hi\n")
+    assert "('<id>@attempt10.log' must fit in 255 bytes)" in exc.message
 
 
 def test_matrix_at_the_cap_is_fine() -> None:
@@ -259,6 +285,23 @@ def test_cache_keys_of_the_block() -> None:
     assert spec.env_inputs == ("PY",)
     assert parse("# /// cidag\n# inputs = []\n# ///\n").cacheable  # its script, block and needs alone
     assert not parse("# /// cidag\n# timeout = 5\n# ///\n").cacheable
+
+
+def test_retries_and_their_delay() -> None:
+    spec = parse("# /// cidag\n# retries = 2\n# retry_delay = 1\n# ///\n")
+    assert (spec.retries, spec.retry_delay) == (2, 1.0)
+    assert isinstance(spec.retry_delay, float)
+    assert parse(f"# /// cidag\n# retries = {MAX_RETRIES}\n# retry_delay = 0\n# ///\n").retries == MAX_RETRIES
+    unset = parse("echo hi\n")  # None: the options decide
+    assert (unset.retries, unset.retry_delay) == (None, None)
+
+
+def test_how_often_a_job_is_tried_is_not_part_of_its_cache_key() -> None:
+    """Retrying changes how often a job runs, not what it does: the key stays as it was."""
+    plain = parse("# /// cidag\n# inputs = []\n# ///\n").block_data()
+    retried = parse("# /// cidag\n# inputs = []\n# retries = 3\n# retry_delay = 2\n# ///\n").block_data()
+    assert plain == retried
+    assert "retries" not in plain and "retry_delay" not in plain
 
 
 def test_block_data_is_plain_and_leaves_out_where_the_file_is() -> None:

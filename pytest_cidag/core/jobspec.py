@@ -43,8 +43,23 @@ ENV_NAME_RE = IDENT_RE
 #: The run directory names a job's files after its id (items.py uses these suffixes).
 LOG_SUFFIX = ".log"
 OUTPUTS_SUFFIX = ".outputs"
+#: A retried job's earlier attempts keep their logs as ``<id>@attempt<N>.log`` (its last
+#: attempt's is ``<id>.log``). No job id holds an ``@``, so no job's file is another's.
+ATTEMPT_MARK = "@attempt"
+#: Most times a job is tried again (block ``retries``, ``--cidag-retries``).
+MAX_RETRIES = 10
+#: Longest wait between two attempts (block ``retry_delay``), seconds.
+MAX_RETRY_DELAY = 3600
+
+
+def attempt_log_name(job_id: str, number: int) -> str:
+    """The name of attempt ``number``'s log once a later attempt has begun."""
+    return f"{job_id}{ATTEMPT_MARK}{number}{LOG_SUFFIX}"
+
+
 #: Longest job id (ASCII, so characters are bytes): its files' names must fit NAME_MAX (255).
-MAX_ID_LENGTH = 255 - max(len(LOG_SUFFIX), len(OUTPUTS_SUFFIX))
+LONGEST_SUFFIX = max((LOG_SUFFIX, OUTPUTS_SUFFIX, attempt_log_name("", MAX_RETRIES)), key=len)
+MAX_ID_LENGTH = 255 - len(LONGEST_SUFFIX)
 
 #: Legs a matrix job may have (GitHub Actions' cap on a matrix).
 MAX_LEGS = 256
@@ -65,6 +80,8 @@ KEYS: dict[str, str] = {
     "inputs": "gitignore-style globs of the files the job reads; with it, a pass is cached",
     "outputs": "globs of the files the job makes, stored with a cached pass and restored on a hit",
     "env_inputs": "names of environment variables whose values are part of the cache key",
+    "retries": f"times a failed or timed-out job is run again (0-{MAX_RETRIES})",
+    "retry_delay": "seconds to wait before each retry",
 }
 
 
@@ -168,6 +185,10 @@ def _type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+#: Fields of a :class:`JobSpec` that are not part of its cache key.
+NOT_IN_KEY = frozenset({"path", "line", "retries", "retry_delay"})
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One job as declared in one file (a matrix job is one spec with many legs).
@@ -189,6 +210,9 @@ class JobSpec:
     inputs: tuple[str, ...] | None = None
     outputs: tuple[str, ...] = ()
     env_inputs: tuple[str, ...] = ()
+    #: None: not set in the block (``--cidag-retries`` and the like decide)
+    retries: int | None = None
+    retry_delay: float | None = None
     line: int = 1
 
     @property
@@ -196,8 +220,9 @@ class JobSpec:
         return self.inputs is not None
 
     def block_data(self) -> dict[str, Any]:
-        """The resolved block, as plain data (part of a cache key): every field but where it is."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "line")}
+        """The resolved block, as plain data (part of a cache key): every field but where it
+        is and how often it is tried (which changes how often it runs, not what it does)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_IN_KEY}
         data["env"] = dict(sorted(self.env.items()))
         data["matrix"] = {k: list(v) for k, v in self.matrix.items()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
@@ -296,7 +321,7 @@ def _check_id_length(name: str, matrix: Mapping[str, Sequence[str]], path: Path,
             path,
             line,
             f"job id '{longest[:20]}...' is {len(longest)} characters long; at most {MAX_ID_LENGTH} are allowed, "
-            f"as its log file is named after it ('<id>{OUTPUTS_SUFFIX}' must fit in 255 bytes): shorten the {fix}",
+            f"as its files are named after it ('<id>{LONGEST_SUFFIX}' must fit in 255 bytes): shorten the {fix}",
         )
 
 
@@ -331,16 +356,20 @@ def _validate(data: dict[str, Any], block: Block, path: Path, root: Path | None)
             raise err("needs", f"'needs' names '{dup}' twice")
         kwargs["needs"] = needs
 
+    def seconds(key: str, *, positive: bool, most: int, most_text: str) -> float:
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise err(key, f"'{key}' must be a number of seconds, got {_type_name(value)}: {value!r}")
+        if (isinstance(value, float) and not math.isfinite(value)) or value < 0 or (positive and value == 0):
+            least = "a positive number of seconds" if positive else "a number of seconds, at least 0"
+            raise err(key, f"'{key}' must be {least}, got {value!r}")
+        if value > most:
+            shown = repr(value) if len(repr(value)) <= 20 else f"{repr(value)[:10]}... ({len(repr(value))} digits)"
+            raise err(key, f"'{key}' of {shown} seconds is more than {most_text} ({most}); is it in seconds?")
+        return float(value)
+
     if "timeout" in data:
-        t = data["timeout"]
-        if isinstance(t, bool) or not isinstance(t, int | float):
-            raise err("timeout", f"'timeout' must be a number of seconds, got {_type_name(t)}: {t!r}")
-        if (isinstance(t, float) and not math.isfinite(t)) or t <= 0:
-            raise err("timeout", f"'timeout' must be a positive number of seconds, got {t!r}")
-        if t > MAX_TIMEOUT:
-            shown = repr(t) if len(repr(t)) <= 20 else f"{repr(t)[:10]}... ({len(repr(t))} digits)"
-            raise err("timeout", f"'timeout' of {shown} seconds is more than a week ({MAX_TIMEOUT}); is it in seconds?")
-        kwargs["timeout"] = float(t)
+        kwargs["timeout"] = seconds("timeout", positive=True, most=MAX_TIMEOUT, most_text="a week")
 
     if "markers" in data:
         markers = str_list("markers", data["markers"])
@@ -468,6 +497,20 @@ def _validate(data: dict[str, Any], block: Block, path: Path, root: Path | None)
                     "use letters, digits and _ (not starting with a digit)",
                 )
         kwargs["env_inputs"] = tuple(dict.fromkeys(names))
+
+    if "retries" in data:
+        retries = data["retries"]
+        if isinstance(retries, bool) or not isinstance(retries, int):
+            raise err(
+                "retries",
+                f"'retries' must be a whole number from 0 to {MAX_RETRIES}, got {_type_name(retries)}: {retries!r}",
+            )
+        if not 0 <= retries <= MAX_RETRIES:
+            raise err("retries", f"'retries' must be a whole number from 0 to {MAX_RETRIES}, got {retries!r}")
+        kwargs["retries"] = retries
+
+    if "retry_delay" in data:
+        kwargs["retry_delay"] = seconds("retry_delay", positive=False, most=MAX_RETRY_DELAY, most_text="an hour")
 
     # the longest leg id names files: blame the matrix if there is one, else the name
     if "matrix" in kwargs:
