@@ -1,5 +1,6 @@
 """The JUnit XML form (ini ``cidag_junit_form``, ``--cidag-junit-form``): which tools that
-annotate a pull request find a job's file and line in it (:mod:`pytest_cidag.core.junit`)."""
+annotate a pull request find a job's file and line in it; and the rewrite, after pytest wrote
+the file, that puts there what jobs carried on their reports (:mod:`pytest_cidag.core.junit`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cidag import internals
-from pytest_cidag.core.junit import JunitForm, to_github_form
+from pytest_cidag.core.junit import CARRIERS, JunitForm, rewrite
 
 FORMS = tuple(form.value for form in JunitForm)
 
@@ -25,23 +26,30 @@ def junit_form_setting(config: pytest.Config) -> JunitForm:
     return JunitForm(value)
 
 
-class GithubJunitForm:
+class JunitRewrite:
     """Registered where pytest writes the JUnit XML (the xdist controller, or the only
-    process) when the form is ``github``: moves each job's file and line into attributes."""
+    process) of a run with jobs: once a report carried a job's file and line (the ``github``
+    form) or its earlier attempts, rewrites the file into what its consumers read."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.carried = False
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.carried and any(name in CARRIERS for name, _ in report.user_properties):
+            self.carried = True
 
     @pytest.hookimpl(trylast=True)  # after pytest's LogXML wrote the file in its own sessionfinish
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         logfile = internals.junit_logfile(self.config)
-        if logfile is None:
+        if logfile is None or not self.carried:
             return
         try:
-            to_github_form(Path(logfile))
-        except (OSError, ET.ParseError) as exc:
-            # the file pytest wrote stays as it is: valid JUnit XML without the attributes
+            rewrite(Path(logfile))
+        except (OSError, ValueError, ET.ParseError) as exc:
+            # the file pytest wrote stays as it is: the properties left in its testcases
             warnings.warn(
-                pytest.PytestWarning(f"cidag: the JUnit XML {logfile} was not put in the github form: {exc}"),
+                pytest.PytestWarning(f"cidag: the JUnit XML {logfile} was not rewritten: {exc}"),
                 stacklevel=1,
             )

@@ -24,14 +24,13 @@ import pytest
 from pytest_cidag import internals
 from pytest_cidag.caching import MODES, JobCache, Verdict
 from pytest_cidag.core import signals
-from pytest_cidag.core.junit import JunitForm
 from pytest_cidag.core.reaper import Reaper
 from pytest_cidag.core.settings import RUNS_DIR, RunClaim, Settings, latest_run, new_run_name
 from pytest_cidag.core.status import Status
 from pytest_cidag.dependency import DependencyBridge
 from pytest_cidag.items import DirectoryLoop, JobFailed, JobFile, JobItem
 from pytest_cidag.jobfiles import by_real_path, in_helper_dir, is_job_file, is_loop, scan_job_dirs, shown_path
-from pytest_cidag.junitform import GithubJunitForm, junit_form_setting
+from pytest_cidag.junitform import JunitRewrite, junit_form_setting
 from pytest_cidag.keys import (
     CACHE_KEY,
     OUTCOMES_KEY,
@@ -212,8 +211,8 @@ def activate(config: pytest.Config) -> None:
         ("cidag-selection", selection),
     ):
         config.pluginmanager.register(plugin, name)
-    if settings.junit_form == JunitForm.GITHUB and not is_worker:  # only where pytest writes the XML
-        config.pluginmanager.register(GithubJunitForm(config), "cidag-junit-form")
+    if not is_worker:  # only where pytest writes the XML
+        config.pluginmanager.register(JunitRewrite(config), "cidag-junit")
     if config.getoption("cidag_status") and not is_worker and not config.option.help:
         from pytest_cidag.commitstatus import CommitStatusPlugin, resolve
 

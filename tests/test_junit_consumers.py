@@ -18,7 +18,7 @@ import pytest
 import xmlschema
 
 from pytest_cidag import plugin
-from pytest_cidag.core.junit import FILE_PROPERTY, LINE_PROPERTY, frame, properties, to_github_form
+from pytest_cidag.core.junit import FILE_PROPERTY, LINE_PROPERTY, frame, properties, rewrite
 from pytest_cidag.junitform import FORMS
 from tests.conftest import DATA, JobWriter
 
@@ -171,7 +171,7 @@ def test_frame_names_the_directories_as_the_package() -> None:
     assert dorny(frame("top.sh", 7, "top"), ["top.sh"]) is None
 
 
-def test_to_github_form_moves_only_its_own_properties(tmp_path: Path) -> None:
+def test_rewrite_moves_only_its_own_properties(tmp_path: Path) -> None:
     xml = tmp_path / "junit.xml"
     ours = "".join(f'<property name="{n}" value="{v}"/>' for n, v in properties("ci/a.sh", 4))
     xml.write_text(
@@ -182,7 +182,7 @@ def test_to_github_form_moves_only_its_own_properties(tmp_path: Path) -> None:
         '<testcase classname="test_x" name="test_x"><properties><property name="mine" value="2"/></properties>'
         "</testcase></testsuite></testsuites>"
     )
-    assert to_github_form(xml) == 2
+    assert rewrite(xml) == 2
     a, b, x = ET.parse(xml).getroot().iter("testcase")
     assert (a.get("file"), a.get("line"), a.find("properties")) == ("ci/a.sh", "4", None)
     assert (b.get("file"), b.get("line")) == ("ci/a.sh", "4")
@@ -190,7 +190,7 @@ def test_to_github_form_moves_only_its_own_properties(tmp_path: Path) -> None:
     assert x.get("file") is None and [p.get("value") for p in x.iter("property")] == ["2"]
     assert {FILE_PROPERTY, LINE_PROPERTY}.isdisjoint(p.get("name") for p in ET.parse(xml).iter("property"))
     before = xml.stat().st_mtime_ns
-    assert to_github_form(xml) == 0  # nothing left to move: the file is not written again
+    assert rewrite(xml) == 0  # nothing left to move: the file is not written again
     assert xml.stat().st_mtime_ns == before
     assert list(tmp_path.iterdir()) == [xml]
 

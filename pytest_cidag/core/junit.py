@@ -19,11 +19,23 @@ What each tool reads (from their sources; README "JUnit consumers" has the table
 
 Jenkins' schema (``junit-10.xsd``) allows neither ``file`` nor ``line`` on a testcase, so
 no XML is both valid there and complete for the last two: :class:`JunitForm` picks one.
+
+A retried job's earlier attempts are Maven Surefire's elements, which that schema allows in
+a testcase: ``<flakyFailure>`` for each failed attempt of a job that passed in the end,
+``<rerunFailure>`` for each earlier attempt of one that did not (its last attempt is
+pytest's ``<failure>``), each with the attempt's report as its ``<stackTrace>``.
+
+pytest's junitxml writes neither attributes nor such elements, and under xdist only the
+controller writes the XML, from the reports workers send. So what a job adds rides on its
+report as user properties (:data:`CARRIERS`), and :func:`rewrite` turns them into
+attributes and elements once pytest has written the file.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from enum import StrEnum
 from pathlib import Path
@@ -37,9 +49,15 @@ class JunitForm(StrEnum):
 
 
 #: The job's file and line ride to the XML as user properties of its report (they cross
-#: xdist's channel with it) and :func:`to_github_form` turns them into attributes.
+#: xdist's channel with it) and :func:`rewrite` turns them into attributes.
 FILE_PROPERTY = "cidag_junit_file"
 LINE_PROPERTY = "cidag_junit_line"
+#: An earlier attempt of a retried job, as JSON (:func:`attempt_property`).
+ATTEMPT_PROPERTY = "cidag_junit_attempt"
+#: Every property :func:`rewrite` takes out of a testcase.
+CARRIERS = frozenset({FILE_PROPERTY, LINE_PROPERTY, ATTEMPT_PROPERTY})
+FLAKY_FAILURE = "flakyFailure"
+RERUN_FAILURE = "rerunFailure"
 
 #: The "class" of a job's frame: the first dotted part that starts with a capital ends the
 #: package for dorny's ``getFilePath``, so the directories before it must not.
@@ -64,10 +82,39 @@ def properties(path: str, line: int) -> list[tuple[str, str]]:
     return [(FILE_PROPERTY, path), (LINE_PROPERTY, str(line))]
 
 
-def to_github_form(xml_path: Path) -> int:
-    """Rewrite the JUnit file at ``xml_path``: each testcase with the properties of
-    :func:`properties` gets them as its ``file`` and ``line`` attributes, and loses them as
-    properties (an emptied ``<properties>`` goes too). Returns how many testcases changed.
+def attempt_property(element: str, message: str, kind: str, text: str) -> tuple[str, str]:
+    """The user property that carries an earlier attempt to the XML: ``element`` is
+    :data:`FLAKY_FAILURE` or :data:`RERUN_FAILURE`, ``kind`` its ``type`` (the attempt's
+    outcome: failed, timeout), ``text`` its report."""
+    if element not in (FLAKY_FAILURE, RERUN_FAILURE):
+        raise ValueError(f"not an attempt's element: {element!r}")
+    return ATTEMPT_PROPERTY, json.dumps({"element": element, "message": message, "type": kind, "text": text})
+
+
+#: What XML 1.0 cannot hold (a log's ANSI escapes): written as pytest's junitxml writes it, ``#x1B``.
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"#x{ord(m.group()):02X}", text)
+
+
+def _add_attempt(case: ET.Element, value: str) -> None:
+    data = json.loads(value)
+    if data.get("element") not in (FLAKY_FAILURE, RERUN_FAILURE):
+        raise ValueError(f"{ATTEMPT_PROPERTY} names no attempt element: {value[:80]!r}")
+    element = ET.SubElement(
+        case, data["element"], message=_xml_text(str(data["message"])), type=_xml_text(str(data["type"]))
+    )
+    ET.SubElement(element, "stackTrace").text = _xml_text(str(data["text"]))
+
+
+def rewrite(xml_path: Path) -> int:
+    """Rewrite the JUnit file at ``xml_path``: each testcase's :data:`CARRIERS` become what
+    they carry: the properties of :func:`properties` its ``file`` and ``line`` attributes,
+    each of :func:`attempt_property` an element; the properties go (an emptied
+    ``<properties>`` too). Returns how many testcases changed; ``ValueError`` for a carrier
+    that holds no attempt.
 
     The file is replaced in one rename, so a reader sees the old or the new file, whole.
     """
@@ -77,13 +124,18 @@ def to_github_form(xml_path: Path) -> int:
         holder = case.find("properties")
         if holder is None:
             continue
-        ours = {p.get("name"): p for p in holder.findall("property") if p.get("name") in (FILE_PROPERTY, LINE_PROPERTY)}
+        ours = [p for p in holder.findall("property") if p.get("name") in CARRIERS]
         if not ours:
             continue
-        for name, attribute in ((FILE_PROPERTY, "file"), (LINE_PROPERTY, "line")):
-            if name in ours:
-                case.set(attribute, ours[name].get("value", ""))
-                holder.remove(ours[name])
+        for prop in ours:
+            name, value = prop.get("name"), prop.get("value", "")
+            if name == FILE_PROPERTY:
+                case.set("file", value)
+            elif name == LINE_PROPERTY:
+                case.set("line", value)
+            else:
+                _add_attempt(case, value)
+            holder.remove(prop)
         if len(holder) == 0:
             case.remove(holder)
         changed += 1
