@@ -17,6 +17,10 @@ Each entry: the internal, what it is used for, and why nothing public does it.
   worker runs an item's protocol but tears down only the item; its module and class
   fixtures stay up until the tick item knows the next item (pytest needs ``nextitem`` for
   that, and the scheduler decides the next item only when this one ends).
+* ``_pytest.runner.runtestprotocol`` again, with pytest's own logstart/logfinish around it:
+  where pytest-rerunfailures is installed, a job's protocol is run ahead of its impl, which
+  would run a failed job again itself (a job's retries are its own, at every ``-n``). pytest
+  has no public way to skip one plugin's ``pytest_runtest_protocol``.
 * ``_pytest._code.code`` (``ExceptionChainRepr`` and friends): a failed job's report is a
   few plain lines with a one-line crash message (JUnit's message, ``-rA``, IDEs), not a
   Python traceback; a non-exception failure has no public repr type.
@@ -72,6 +76,15 @@ def run_protocol_keeping_parents(item: pytest.Item) -> None:
     from _pytest.runner import runtestprotocol
 
     runtestprotocol(item, nextitem=item.parent, log=True)  # type: ignore[arg-type]
+
+
+def run_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """What pytest's own ``pytest_runtest_protocol`` does for ``item``."""
+    from _pytest.runner import runtestprotocol
+
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    runtestprotocol(item, nextitem=nextitem, log=True)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
 
 def teardown_towards(item: pytest.Item, nextitem: pytest.Item | None) -> None:

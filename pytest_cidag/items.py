@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -21,10 +22,12 @@ from pytest_cidag.core.cachekey import UNCACHED, KeyParts, explain, match_files
 from pytest_cidag.core.cachestore import CacheError
 from pytest_cidag.core.jobspec import (
     LOG_SUFFIX,
+    MAX_RETRIES,
     OUTPUTS_SUFFIX,
     JobLeg,
     JobSpec,
     JobSpecError,
+    attempt_log_name,
     command_for,
     display_command,
     is_under,
@@ -41,6 +44,7 @@ from pytest_cidag.core.outputs import (
 from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
 from pytest_cidag.keys import (
+    ATTEMPTS_KEY,
     CACHE_KEY,
     LIVE_KEY,
     OUTPUTS_BEFORE_KEY,
@@ -52,14 +56,17 @@ from pytest_cidag.keys import (
     VERDICT_KEY,
     WORKER_KEY,
 )
+from pytest_cidag.retrying import Attempt, RetryError, RetryPlan, is_flaky, retry_plan
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from pytest_cidag.core.settings import Settings
 
 #: Exit code that means "skipped" (automake's convention); the last output line is the reason.
 SKIP_EXIT_CODE = 77
+#: An attempt's outcome when it was killed from outside (fast-fail elsewhere, an interrupt).
+CANCELLED = "cancelled"
 
 
 class JobFile(pytest.Collector):
@@ -203,36 +210,139 @@ class JobItem(pytest.Item):
             state = "off" if cache.mode == "off" else "not cacheable"
             self.stash[VERDICT_KEY] = Verdict(self.job_id, state, [] if state == "off" else ["no inputs"])
         timeout = self.effective_timeout()
-        proc = runner.JobProcess(
-            argv,
-            log_path=log_path,
-            cwd=cwd,
-            env=self._environment(settings, run_dir, output_path),
-            timeout=timeout,
-            nice=self.spec.nice,
-            tee=self._tee(settings),
-            kill_grace=settings.kill_grace,
-            watcher=self.config.stash[REAPER_KEY],
-        )
-        result = self._run(proc, shown, settings)
-        self.stash[RESULT_KEY] = result
-        record_timing(run_dir, self.nodeid, self.job_id, result)
-        details = [
-            f"command:  {shown}",
-            f"duration: {result.duration:.2f}s",
-            f"log:      {shown_path(log_path, self.config)}",
-        ]
-        if result.log_disk_full:
-            # the job's own outcome stands; only its log is in doubt
-            self.warn(
-                pytest.PytestWarning(
-                    f"cidag: job '{self.job_id}': its log {shown_path(log_path, self.config)} may be incomplete: "
-                    "the disk it is on is full (No space left on device)"
-                )
+        try:
+            plan = retry_plan(self, settings)
+        except RetryError as exc:
+            raise JobFailed(str(exc), None, []) from None
+        env = self._environment(settings, run_dir, output_path)
+
+        def process() -> runner.JobProcess:
+            return runner.JobProcess(
+                argv,
+                log_path=log_path,
+                cwd=cwd,
+                env=env,
+                timeout=timeout,
+                nice=self.spec.nice,
+                tee=self._tee(settings),
+                kill_grace=settings.kill_grace,
+                watcher=self.config.stash[REAPER_KEY],
             )
-        self._judge(result, timeout, details, output_path)
+
+        attempts: list[Attempt] = []
+        self.stash[ATTEMPTS_KEY] = attempts
+        if not settings.default_run_dir:  # (a default one is new) a reused --cidag-run-dir: no earlier run's
+            for number in range(1, MAX_RETRIES + 1):
+                (run_dir / attempt_log_name(self.job_id, number)).unlink(missing_ok=True)
+        try:
+            self._attempts(plan, process, shown=shown, timeout=timeout, output_path=output_path, settings=settings)
+        finally:
+            self._carry_attempts(shown)
         if cache is not None and parts is not None:
             self._keep(cache, parts, log_path, output_path, settings)
+
+    # --- attempts -----------------------------------------------------------------------------
+
+    def _attempts(
+        self,
+        plan: RetryPlan,
+        process: Callable[[], runner.JobProcess],
+        *,
+        shown: str,
+        timeout: float | None,
+        output_path: Path,
+        settings: Settings,
+    ) -> None:
+        """Run the job until an attempt passes, or ends in a way that is not retried (exit
+        77, cancelled, could not start), or the retries are used up: return to pass, raise
+        to skip or fail, as the last attempt did. Each attempt starts once the one before
+        it is over, its whole process tree gone (``JobProcess.run`` guarantees it)."""
+        attempts = self.stash[ATTEMPTS_KEY]
+        failure: JobFailed | None = None
+        for number in range(1, plan.attempts + 1):
+            if failure is not None:
+                cancelled = self._wait_to_retry(plan.delay)
+                if cancelled is not None:
+                    raise self._last_failure(failure, plan, f"not retried: cancelled: {cancelled}")
+                self._set_aside(attempts)
+            output_path.unlink(missing_ok=True)  # an attempt's outputs never reach the next
+            label = f"attempt {number} of {plan.attempts}" if number > 1 else None
+            result = self._run(process(), shown, settings, label)
+            self.stash[RESULT_KEY] = result
+            record_timing(settings.run_dir, self.nodeid, self.job_id, result, number)
+            if result.log_disk_full:
+                # the job's own outcome stands; only its log is in doubt
+                self.warn(
+                    pytest.PytestWarning(
+                        f"cidag: job '{self.job_id}': its log {shown_path(result.log_path, self.config)} may be "
+                        "incomplete: the disk it is on is full (No space left on device)"
+                    )
+                )
+            try:
+                self._judge(result, timeout, self._details(shown, result), output_path)
+            except JobFailed as exc:
+                attempts.append(Attempt(number, result, Status(exc.status).value, exc.headline))
+                failure = exc
+                continue
+            except pytest.skip.Exception:
+                attempts.append(Attempt(number, result, CANCELLED if result.aborted else Status.SKIPPED.value, ""))
+                raise
+            attempts.append(Attempt(number, result, Status.PASSED.value, ""))
+            return
+        assert failure is not None
+        raise self._last_failure(failure, plan)
+
+    def _wait_to_retry(self, delay: float) -> str | None:
+        """Wait ``delay`` seconds before the next attempt; why not to retry, if the run is
+        being stopped (-x elsewhere, an interrupt under xdist). At -n 0 a signal ends the
+        wait as it ends a running job: it raises here."""
+        worker = self.config.stash.get(WORKER_KEY, None)
+        if worker is not None:
+            return worker.wait_unless_aborted(delay)
+        if delay > 0:
+            time.sleep(delay)
+        return None
+
+    def _set_aside(self, attempts: list[Attempt]) -> None:
+        """The next attempt begins: the last one's log becomes ``<id>@attempt<N>.log``."""
+        last = attempts[-1]
+        kept = last.result.log_path.with_name(attempt_log_name(self.job_id, last.number))
+        try:
+            last.result.log_path.replace(kept)
+        except OSError:
+            return  # its log is gone: the next attempt writes a new one
+        attempts[-1] = dataclasses.replace(last, result=dataclasses.replace(last.result, log_path=kept))
+
+    def _last_failure(self, failure: JobFailed, plan: RetryPlan, note: str | None = None) -> JobFailed:
+        """The failure of a job that may be retried, saying which attempt it was."""
+        if plan.retries == 0:
+            return failure
+        attempts = self.stash[ATTEMPTS_KEY]
+        which = f"attempt {len(attempts)} of {plan.attempts}" + (f"; {note}" if note else "")
+        details = list(failure.details)
+        if len(attempts) > 1:
+            details.append("earlier:  " + ", ".join(f"{a.headline} ({a.result.log_path.name})" for a in attempts[:-1]))
+        return JobFailed(f"{failure.headline} ({which})", failure.result, details, failure.status)
+
+    def _carry_attempts(self, shown: str) -> None:
+        """Each earlier attempt as a user property, for the JUnit XML (core/junit.py): a
+        ``flakyFailure`` when the job passed in the end, else a ``rerunFailure``."""
+        attempts = self.stash[ATTEMPTS_KEY]
+        if len(attempts) < 2:
+            return
+        element = junit.FLAKY_FAILURE if attempts[-1].outcome == Status.PASSED else junit.RERUN_FAILURE
+        for attempt in attempts[:-1]:
+            text = self._failure_text(attempt.headline, self._details(shown, attempt.result), attempt.result.log_path)
+            self.user_properties.append(
+                junit.attempt_property(element, f"job failed: {attempt.headline}", attempt.outcome, text)
+            )
+
+    def _details(self, shown: str, result: runner.JobResult) -> list[str]:
+        return [
+            f"command:  {shown}",
+            f"duration: {result.duration:.2f}s",
+            f"log:      {shown_path(result.log_path, self.config)}",
+        ]
 
     # --- the cache ----------------------------------------------------------------------------
 
@@ -292,6 +402,11 @@ class JobItem(pytest.Item):
         if VERDICT_KEY not in self.stash:  # (mode w: never looked up)
             self.stash[VERDICT_KEY] = Verdict(self.job_id, "miss", ["not looked up (--cidag-cache w)"])
         if not cache.writes:
+            return
+        if is_flaky(self):
+            # A pass after a failed attempt is not stored: a hit would hide next time that the
+            # job is flaky, and the failed attempt may have left files its outputs match.
+            self.stash[VERDICT_KEY].reasons.append("not stored: it passed only after a failed attempt (flaky)")
             return
         self._warn_unsigned(cache)
         after = self._cache_parts(cache, settings)
@@ -365,9 +480,11 @@ class JobItem(pytest.Item):
         live = self.config.stash.get(LIVE_KEY, None)
         return live.guard(stream) if stream is not None and live is not None else stream
 
-    def _run(self, proc: runner.JobProcess, shown: str, settings: Settings) -> runner.JobResult:
+    def _run(
+        self, proc: runner.JobProcess, shown: str, settings: Settings, label: str | None = None
+    ) -> runner.JobResult:
         """Run the process (registered with the worker, so an abort reaches it); its output
-        becomes the report's section whatever happens."""
+        becomes a report section whatever happens (a later attempt's says which it is)."""
         worker = self.config.stash.get(WORKER_KEY, None)
         if worker is not None:
             worker.job_started(proc)
@@ -381,7 +498,8 @@ class JobItem(pytest.Item):
         finally:
             if worker is not None:
                 worker.job_ended(proc)
-            self.add_report_section("call", "stdout", runner.read_for_report(proc.log_path, settings.report_limit))
+            text = runner.read_for_report(proc.log_path, settings.report_limit)
+            self.add_report_section("call", "stdout", f"[cidag] {label}\n{text}" if label else text)
 
     def _judge(self, result: runner.JobResult, timeout: float | None, details: list[str], output_path: Path) -> None:
         """The job's outcome: return to pass, raise to skip or fail."""
@@ -445,21 +563,26 @@ class JobItem(pytest.Item):
         if not isinstance(excinfo.value, JobFailed):
             return super().repr_failure(excinfo, style=style)
         exc = excinfo.value
+        path, lineno, _ = self.location
+        text = self._failure_text(exc.headline, exc.details, exc.result.log_path if exc.result is not None else None)
+        return internals.failure_repr(path, (lineno or 0) + 1, f"job failed: {exc.headline}", text)
+
+    def _failure_text(self, headline: str, details: list[str], log_path: Path | None) -> str:
+        """A failure's few plain lines: what, where, the details, the log's last lines."""
         settings: Settings = self.config.stash[SETTINGS_KEY]
         path, lineno, _ = self.location
         # Under the headline, as a Java exception's first frame: where dorny/test-reporter
         # finds the file and line of a failure in JUnit XML (pytest_cidag/core/junit.py).
-        lines = [f"job '{self.job_id}' failed: {exc.headline}", junit.frame(path, (lineno or 0) + 1, self.job_id)]
-        lines += exc.details
-        if exc.result is not None and settings.tail_lines > 0:
-            last = runner.tail(exc.result.log_path, settings.tail_lines)
+        lines = [f"job '{self.job_id}' failed: {headline}", junit.frame(path, (lineno or 0) + 1, self.job_id)]
+        lines += details
+        if log_path is not None and settings.tail_lines > 0:
+            last = runner.tail(log_path, settings.tail_lines)
             if last:
                 lines.append("last line of output:" if len(last) == 1 else f"last {len(last)} lines of output:")
                 lines.extend("  | " + _cut(line) for line in last)
             else:
                 lines.append("(no output)")
-        text = "".join(line + "\n" for line in lines)
-        return internals.failure_repr(path, (lineno or 0) + 1, f"job failed: {exc.headline}", text)
+        return "".join(line + "\n" for line in lines)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         # The domain, as a Python item's is its dotted name within the module
@@ -482,8 +605,8 @@ def _cut(line: str) -> str:
     return f"{line[:MAX_LINE]} [cidag: line cut, {len(line)} characters]"
 
 
-def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobResult) -> None:
-    """Append the job's start and end to ``timings.jsonl`` (one small O_APPEND write)."""
+def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobResult, attempt: int = 1) -> None:
+    """Append an attempt's start and end to ``timings.jsonl`` (one small O_APPEND write)."""
     line = json.dumps(
         {
             "nodeid": nodeid,
@@ -492,6 +615,7 @@ def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobRes
             "end": result.ended,
             "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
             "returncode": result.returncode,
+            "attempt": attempt,
         }
     )
     with contextlib.suppress(OSError):

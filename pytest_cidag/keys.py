@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pytest_cidag.core.runner import JobResult
     from pytest_cidag.core.settings import Settings
     from pytest_cidag.outcomes import OutcomeRecorder
+    from pytest_cidag.retrying import Attempt
     from pytest_cidag.state import RunGraph
     from pytest_cidag.xdist.worker import WorkerSide
 
@@ -39,3 +40,5 @@ RESULT_KEY: pytest.StashKey[JobResult] = pytest.StashKey()
 #: config, while the live status runs (the scheduling process): the terminal it shares,
 #: through which a job's ``-s`` output is written (:mod:`pytest_cidag.live`).
 LIVE_KEY: pytest.StashKey[LiveTerminal] = pytest.StashKey()
+#: item: the job's attempts so far, in order (one unless it was retried).
+ATTEMPTS_KEY: pytest.StashKey[list[Attempt]] = pytest.StashKey()

@@ -55,10 +55,11 @@ class CachePersistence:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" or not report.passed:
             return
-        if getattr(report, "cidag_status", None) == "cached":
+        status = getattr(report, "cidag_status", None)
+        if status == "cached":
             self.hits.add(report.nodeid)
-        elif json.loads(getattr(report, "cidag_cache", None) or "{}").get("state") == "miss":
-            self.stored.add(report.nodeid)  # (kept unless its inputs changed while it ran)
+        elif status != "flaky" and json.loads(getattr(report, "cidag_cache", None) or "{}").get("state") == "miss":
+            self.stored.add(report.nodeid)  # (kept unless its inputs changed while it ran; a flaky pass is not)
 
     def blocked_last_time(self) -> list[str]:
         """The nodes a failure held back in earlier runs (for ``--lf``)."""

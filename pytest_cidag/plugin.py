@@ -61,6 +61,10 @@ STATUS_URL_HELP = "Target URL of each status; {job}, {log}, {run}, {run_dir}, {r
 STATUS_CONTEXT_HELP = "Context of the run's status; each job's is CONTEXT/<job id> (default: cidag)"
 STATUS_TIMEOUT_HELP = "Seconds to connect, and for each read, of one status request (default: 10)"
 STATUS_WAIT_HELP = "Seconds the run waits at its end for statuses still to be sent (default: 5)"
+RETRIES_HELP = (
+    "Times a failed or timed-out job is run again when its block has no retries (0-10; default: "
+    "pytest-rerunfailures' --reruns where it is installed, else 0)"
+)
 #: Kept here, not imported from core.runner/core.render: this module must stay cheap to load.
 DEFAULT_KILL_GRACE = 2.0
 GRAPH_FORMATS = ("mermaid", "dot", "json")
@@ -107,6 +111,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cidag-live", metavar="MODE", default=None, choices=("auto", "off"), help=LIVE_HELP)
     group.addoption("--cidag-why", metavar="JOB[,JOB...]", nargs="?", const="", default=None, help=WHY_HELP)
     group.addoption("--cidag-junit-form", metavar="FORM", default=None, choices=JUNIT_FORMS, help=JUNIT_FORM_HELP)
+    group.addoption("--cidag-retries", metavar="N", default=None, help=RETRIES_HELP)
+    parser.addini("cidag_retries", RETRIES_HELP, default="")
     parser.addini("cidag_cache", CACHE_HELP, default="rw")
     parser.addini("cidag_record", RECORD_HELP, default="on")
     parser.addini("cidag_junit_form", JUNIT_FORM_HELP, default="jenkins")
@@ -201,6 +207,7 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_report_gates is not None
         or option.cidag_status
         or option.cidag_live is not None
+        or option.cidag_retries is not None
     ):
         return True
     rootpath = config.rootpath

@@ -37,6 +37,7 @@ from pytest_cidag.core.settings import Settings
 from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import shown_path
 from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY
+from pytest_cidag.retrying import FLAKY
 
 #: Outcome names in the record, by the node's status (PASSED and SKIPPED are refined by
 #: the call report's ``cidag_status``: cached, cancelled).
@@ -212,6 +213,8 @@ class RunRecorder:
                 "needs": list(graph.needs.get(key, ())) if graph is not None else [],
                 "log": None,
                 "on_critical_path": False,
+                "attempts": seen.run.get("attempts", []),
+                "flaky": seen.status == FLAKY,
             }
             returncode = seen.run.get("returncode")
             if returncode is not None and returncode < 0:

@@ -44,6 +44,15 @@ from pytest_cidag.keys import (
 )
 from pytest_cidag.outcomes import OutcomeRecorder
 from pytest_cidag.persistence import CachePersistence
+from pytest_cidag.retrying import (
+    FLAKY,
+    RERUNFAILURES,
+    FlakyReport,
+    RerunfailuresBridge,
+    attempt_fields,
+    is_flaky,
+    retries_setting,
+)
 from pytest_cidag.selection import SelectionPlugin
 from pytest_cidag.state import RunGraph
 
@@ -107,6 +116,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         github=_github_setting(config),
         live=_live_setting(config),
         live_interval=_number(config, "cidag_live_interval", float, 1),
+        retries=retries_setting(config),
         **_cache_settings(config),
         **_report_settings(config, run_dir),
     )
@@ -218,6 +228,10 @@ def activate(config: pytest.Config) -> None:
 
         # Resolved here, so a bad setting is a usage error before any job runs.
         config.pluginmanager.register(CommitStatusPlugin(config, resolve(config, settings)), "cidag-status")
+    config.pluginmanager.register(FlakyReport(), "cidag-flaky")
+    if config.pluginmanager.hasplugin(RERUNFAILURES):
+        # Before the xdist worker's plugin: of two tryfirst protocol impls, the later registered runs first.
+        config.pluginmanager.register(RerunfailuresBridge(), "cidag-rerunfailures")
     if run.job_index and reaches:
         # pytest's --lf keeps only the failed tests of a file at collection, so a passed test
         # that a job needs would be missing from the graph. Collect whole files; LFPlugin
@@ -402,10 +416,13 @@ class JobsPlugin:
                     "returncode": result.returncode,
                     "signal": result.signal_name,
                     "timeout": item.effective_timeout(),
+                    **attempt_fields(item),
                 }
             )
             if result.aborted and report.skipped:
                 report.cidag_status = CANCELLED
+            elif report.passed and is_flaky(item):
+                report.cidag_status = FLAKY
         return report
 
     @pytest.hookimpl

@@ -76,7 +76,10 @@ def _isolated_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     variables must not leak in.
 
     pytest-randomly (a dev dependency) is off in the inner runs unless a test turns it on,
-    so that tests asserting terminal order see declaration order.
+    so that tests asserting terminal order see declaration order. So is pytest-rerunfailures
+    (tests/test_retries.py turns it on with ``-p rerunfailures``): with xdist installed it
+    opens a listening socket in every run that it never closes, and in-process runs would
+    pile them up in the test process.
     """
     for key in list(os.environ):
         # (GITHUB_*: inside GitHub Actions, no inner run may write to the real step summary)
@@ -87,7 +90,7 @@ def _isolated_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.delenv(key, raising=False)
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly -p no:rerunfailures")
 
 
 def order_log(pytester: pytest.Pytester) -> list[str]:

@@ -172,7 +172,8 @@ def to_trace(record: Mapping[str, Any]) -> dict[str, Any]:
     for job in record["jobs"]:
         if job.get("start") is None or job.get("end") is None:
             continue
-        args = {k: job[k] for k in ("nodeid", "outcome", "reason", "exit_code", "signal", "log", "queued") if k in job}
+        keys = ("nodeid", "outcome", "reason", "exit_code", "signal", "log", "queued", "flaky")
+        args = {k: job[k] for k in keys if k in job}
         args["on_critical_path"] = job["on_critical_path"]
         events.append(
             {

@@ -42,6 +42,7 @@ class Settings:
     github: bool = False  # step summary, annotations, log groups (--cidag-github, GITHUB_ACTIONS=true)
     live: bool = True  # the live status while jobs run (--cidag-live auto), else off
     live_interval: float = 60.0  # seconds between "still running" lines about a job (ini)
+    retries: int | None = None  # --cidag-retries: for jobs whose block has no retries (None: not given)
 
     def ensure_run_dir(self) -> Path:
         """Create the run directory (idempotent, safe across xdist workers)."""

@@ -58,6 +58,8 @@ class WorkerSide:
         self.running: set[runner.JobProcess] = set()
         self.lock = threading.Lock()
         self.aborted: str | None = None
+        #: Set with ``aborted``: ends a job's wait before its next attempt.
+        self.abort_event = threading.Event()
         self.job_keys: frozenset[str] = frozenset()
         self.call_passed: str | None = None
         self.previous: pytest.Item | None = None  # the item run before the pending tick
@@ -87,6 +89,7 @@ class WorkerSide:
         with self.lock:
             self.aborted = reason
             procs = list(self.running)
+        self.abort_event.set()  # ends a retry's wait
         for proc in procs:
             proc.abort(reason, grace)
         return procs
@@ -101,6 +104,14 @@ class WorkerSide:
     def job_ended(self, proc: runner.JobProcess) -> None:
         with self.lock:
             self.running.discard(proc)
+
+    def wait_unless_aborted(self, seconds: float) -> str | None:
+        """Wait ``seconds`` (before a job's next attempt) unless an abort comes first, or
+        came already; the abort's reason, or None. A signal ends the wait too (it raises)."""
+        if seconds > 0:
+            self.abort_event.wait(seconds)
+        with self.lock:
+            return self.aborted
 
     def after_selection(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         if self.config.stash[RUN_KEY].graph is None:
