@@ -67,6 +67,8 @@ def export_main(config: pytest.Config, session: pytest.Session) -> int:
                 matrix=dict(item.leg.matrix_values),
                 needs=tuple(needs),
                 timeout=item.declared_timeout(),
+                retries=item.spec.retries or 0,
+                retry_delay=item.spec.retry_delay or 0.0,
                 markers=item.spec.markers,
                 resources=item.spec.resources,
             )

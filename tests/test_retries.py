@@ -12,6 +12,7 @@ from pathlib import Path
 import junitparser
 import pytest
 import xmlschema
+import yaml  # type: ignore[import-untyped]  # no stubs: the test only loads a workflow
 from junitparser import xunit2
 
 from pytest_cidag.core import junit
@@ -400,6 +401,20 @@ def test_reruns_beyond_what_a_job_gets_are_cut_with_a_warning(pytester: pytest.P
     result.assert_outcomes(failed=1, warnings=1)
     result.stdout.fnmatch_lines(["*cidag: --reruns 20 is more than a job is retried: jobs get 10*"])
     assert attempts_run(pytester, "broken") == 11
+
+
+def test_the_exported_workflow_gives_a_retried_job_time_for_every_attempt(
+    pytester: pytest.Pytester, job: JobWriter
+) -> None:
+    """GitHub's timeout-minutes is a backstop behind the job's own timeout: it must not end
+    a job that is on its retries (3 attempts of 90 s and 2 waits of 30 s: 330 s)."""
+    job("e2e", "true", timeout="90", retries="2", retry_delay="30")
+    job("unit", "true", timeout="90")
+    result = pytester.runpytest("--cidag-export=github-actions", "--cidag-export-file=cidag.yml")
+    assert result.ret == 0
+    workflow = yaml.safe_load((pytester.path / "cidag.yml").read_text())
+    assert workflow["jobs"]["e2e"]["steps"][-1]["timeout-minutes"] == 7
+    assert workflow["jobs"]["unit"]["steps"][-1]["timeout-minutes"] == 3
 
 
 # --- the JUnit rewrite, alone --------------------------------------------------------------

@@ -44,6 +44,8 @@ class ExportJob:
     matrix: Mapping[str, str] = field(default_factory=dict)  # this leg's values, in the block's key order
     needs: tuple[str, ...] = ()  # node ids
     timeout: float | None = None
+    retries: int = 0  # the block's: each attempt may take the whole timeout
+    retry_delay: float = 0.0
     markers: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()
 
@@ -226,7 +228,8 @@ def export(jobs: Sequence[ExportJob], settings: ExportSettings) -> tuple[str, li
             )
         lines.extend([f"      - name: {_q(label)}", "        id: job"])
         if first.timeout:  # a backstop: the job's own timeout kills its tree first and keeps the log
-            lines.append(f"        timeout-minutes: {math.ceil(first.timeout / 60) + 1}")
+            longest = first.timeout * (first.retries + 1) + first.retry_delay * first.retries  # every attempt
+            lines.append(f"        timeout-minutes: {math.ceil(longest / 60) + 1}")
         command = f"python -m pytest {_shell(nodeid)} --cidag-no-deps --cidag-run-dir={RUN_DIR}"
         if needs:
             command += f" --cidag-needs-dir={NEEDS_DIR}"
