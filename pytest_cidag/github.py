@@ -115,7 +115,8 @@ class GitHubReporter:
             for job in record["jobs"]
             if job["outcome"] in github.FAILED
         }
-        self.commands = github.error_commands(record, self._locations(record), tails)
+        locations = self._locations(record)
+        self.commands = github.error_commands(record, locations, tails) + github.warning_commands(record, locations)
         if self.summary_path is not None:
             self._write_summary(record, tails)
         if self._terminal() is None:  # no terminal output (-p no:terminal): straight to stdout

@@ -700,3 +700,34 @@ def test_the_fence_outgrows_the_output(tmp_path: Path) -> None:
     block = github.fenced(lines)
     [(_, text)] = read_summary(block).code
     assert text.splitlines() == lines
+
+
+@XDIST
+def test_retried_jobs_in_the_summary_and_annotations(
+    pytester: pytest.Pytester, job: JobWriter, in_actions: Path, n: str
+) -> None:
+    """A pass after a failed attempt is a warning at the job's file; a job failing every
+    attempt says so in its error; the table names the earlier attempts and their logs."""
+    counter = pytester.path / "attempts"
+    job("flaky", f'echo x >> {counter}; [ "$(wc -l < {counter})" -ge 2 ] || exit 4', retries="1")
+    job("hopeless", "echo nope; exit 2", retries="1")
+    result = pytester.runpytest("--cidag-run-dir", "run", "-n", n)
+    assert result.parseoutcomes() == {"failed": 1, "flaky": 1}
+
+    [warning] = read_commands(result.outlines, "warning")
+    assert warning.properties["title"] == "flaky flaky"
+    assert warning.properties["file"] == f"{pytester.path.name}/cijobs/flaky.sh"
+    assert warning.message == "passed on attempt 2 of 2: attempt 1 failed with exit code 4 (flaky@attempt1.log)"
+    [error] = read_commands(result.outlines, "error")
+    assert error.properties["title"] == "hopeless failed"
+    assert error.message.splitlines()[:2] == [
+        "exit code 2 (attempt 2 of 2)",
+        "before attempt 2 of 2: attempt 1 failed with exit code 2 (hopeless@attempt1.log)",
+    ]
+
+    page = read_summary(in_actions.read_text())
+    rows = job_rows(page)
+    assert rows["flaky"][0] == "⚠️ flaky (passed)"
+    assert rows["flaky"][4] == "passed on attempt 2 of 2: attempt 1 failed with exit code 4 (flaky@attempt1.log)"
+    assert rows["hopeless"][0] == "❌ failed"
+    assert "1 failed, 1 passed, 1 of them flaky (passed on a retry) (2 jobs)" in page.text

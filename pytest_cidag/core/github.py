@@ -112,6 +112,8 @@ def error_commands(
         if job["outcome"] not in FAILED:
             continue
         lines = [job["reason"] or job["outcome"]]
+        if retry_text(job):
+            lines.append(retry_text(job))
         last = [clean_line(line) for line in tails.get(job["nodeid"], ())]
         if last:
             lines.append("last line of output:" if len(last) == 1 else f"last {len(last)} lines of output:")
@@ -127,6 +129,44 @@ def error_commands(
             properties.update(file=where.file, line=where.line)
         properties["title"] = f"{job['id']} {WORDS.get(job['outcome'], job['outcome'])}"
         out.append(command("error", message, properties))
+    return out
+
+
+def _attempt_text(attempt: Mapping[str, Any]) -> str:
+    """``attempt 1 timed out (x@attempt1.log)``."""
+    if attempt.get("signal") and attempt["outcome"] != "timeout":
+        how = f"was killed by {attempt['signal']}"
+    elif attempt["outcome"] == "failed" and attempt.get("exit_code") is not None:
+        how = f"failed with exit code {attempt['exit_code']}"
+    else:
+        how = WORDS.get(attempt["outcome"], attempt["outcome"])
+    return f"attempt {attempt['number']} {how} ({attempt['log']})"
+
+
+def retry_text(job: Mapping[str, Any]) -> str:
+    """What a retried job's attempts did, one clause each; "" for a job run once."""
+    attempts = job.get("attempts") or []
+    if len(attempts) < 2:
+        return ""
+    earlier = "; ".join(_attempt_text(a) for a in attempts[:-1])
+    last = attempts[-1]
+    if job.get("flaky"):
+        return f"passed on attempt {last['number']} of {len(attempts)}: {earlier}"
+    return f"before attempt {last['number']} of {len(attempts)}: {earlier}"
+
+
+def warning_commands(record: Mapping[str, Any], locations: Mapping[str, Location]) -> list[str]:
+    """A ``::warning`` command for each job that passed only after a retry (flaky), in run order."""
+    out = []
+    for job in record["jobs"]:
+        if not job.get("flaky"):
+            continue
+        properties: dict[str, str | int] = {}
+        where = locations.get(job["nodeid"])
+        if where is not None:
+            properties.update(file=where.file, line=where.line)
+        properties["title"] = f"{job['id']} flaky"
+        out.append(command("warning", retry_text(job), properties))
     return out
 
 
@@ -191,13 +231,14 @@ def outcome_text(outcome: str) -> str:
 
 def table_row(job: Mapping[str, Any]) -> str:
     duration = _duration(job)
+    reason = "; ".join(part for part in (job["reason"] or "", retry_text(job)) if part)
     cells = [
         md_code(job["id"]),
-        outcome_text(job["outcome"]),
+        f"⚠️ flaky ({WORDS.get(job['outcome'], job['outcome'])})" if job.get("flaky") else outcome_text(job["outcome"]),
         _seconds(duration) if duration is not None else "",
         md_text(job["worker"] or ""),
         "yes" if job["outcome"] == "cached" else "",
-        md_text(job["reason"] or ""),
+        md_text(reason),
     ]
     return "| " + " | ".join(cells) + " |\n"
 
@@ -315,6 +356,9 @@ def _counts(jobs: Sequence[Mapping[str, Any]]) -> str:
     for job in jobs:
         counts[job["outcome"]] = counts.get(job["outcome"], 0) + 1
     parts = [f"{counts[o]} {o}" for o in ORDER if o in counts]
+    flaky = sum(1 for job in jobs if job.get("flaky"))
+    if flaky:
+        parts.append(f"{flaky} of them flaky (passed on a retry)")
     return ", ".join(parts) + f" ({len(jobs)} job{'s' if len(jobs) != 1 else ''})"
 
 
