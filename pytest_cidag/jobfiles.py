@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
+from pytest_cidag.core import discovery
+from pytest_cidag.core.discovery import is_loop
 from pytest_cidag.core.jobspec import JobSpecError, parse_file
-from pytest_cidag.plugin import executable_script
+
+__all__ = ["is_loop"]  # re-exported: session.py takes the collection's helpers from here
 
 
 def is_job_file(path: Path, config: pytest.Config) -> bool:
-    """A ``*.sh`` file, or an executable file with a shebang; not hidden, ``_``-prefixed or a test module."""
-    name = path.name
-    if name.startswith((".", "_")) or name == "conftest.py":
-        return False
-    if name.endswith(".py") and any(fnmatch.fnmatch(name, pat) for pat in config.getini("python_files")):
-        return False
-    return name.endswith(".sh") or executable_script(path)
+    """A job file by :func:`pytest_cidag.core.discovery.is_job_file`, with the run's ``python_files``."""
+    return discovery.is_job_file(path, config.getini("python_files"))
 
 
 def register_markers(config: pytest.Config, names: Iterable[str]) -> None:
@@ -37,25 +34,9 @@ def in_helper_dir(path: Path, job_dir: Path) -> bool:
     return any(part.startswith(("_", ".")) for part in path.relative_to(job_dir).parts[:-1])
 
 
-def is_loop(directory: Path) -> bool:
-    """A directory that is (through a symlink) itself or one of its own ancestors: following
-    it would walk the same files again, deeper each time."""
-    real = os.path.realpath(directory)
-    above = os.path.realpath(directory.parent)
-    return above == real or above.startswith(real.rstrip(os.sep) + os.sep)
-
-
 def iter_job_files(config: pytest.Config, directory: Path) -> Iterator[Path]:
-    """Job files below ``directory``, by the paths pytest reaches them by: symlinked
-    directories followed (loops not), hidden and ``_`` directories skipped."""
-    if not directory.is_dir():
-        return
-    found: list[Path] = []
-    for top, dirs, files in os.walk(directory, followlinks=True):
-        here = Path(top)
-        dirs[:] = [d for d in dirs if not d.startswith(("_", ".")) and not is_loop(here / d)]
-        found.extend(p for p in (here / f for f in files) if p.is_file() and is_job_file(p, config))
-    yield from sorted(found)
+    """Job files below ``directory`` (:func:`pytest_cidag.core.discovery.iter_job_files`)."""
+    return discovery.iter_job_files(directory, config.getini("python_files"))
 
 
 def by_real_path(config: pytest.Config, directories: Iterable[Path]) -> dict[str, Path]:

@@ -9,7 +9,6 @@ load. Any other run behaves as if the plugin were not installed (README: "Do no 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -222,15 +221,10 @@ def _is_job_file_arg(path: Path) -> bool:
     non-Python file that starts with ``#!``."""
     if path.suffix == ".py" or not path.is_file():
         return False
-    return path.suffix == ".sh" or executable_script(path)
+    if path.suffix == ".sh":
+        return True
+    # Only for an argument that is some other file: a run of test modules and directories
+    # loads nothing of the package's but this module.
+    from pytest_cidag.core.discovery import executable_script
 
-
-def executable_script(path: Path) -> bool:
-    """An executable file whose first bytes are ``#!``."""
-    if not os.access(path, os.X_OK):
-        return False
-    try:
-        with path.open("rb") as f:
-            return f.read(2) == b"#!"
-    except OSError:
-        return False
+    return executable_script(path)
