@@ -20,10 +20,9 @@ from pytest_cidag.caching import JobCache, Verdict, file_states, relocatable, re
 from pytest_cidag.core import junit, runner
 from pytest_cidag.core.cachekey import UNCACHED, KeyParts, explain, match_files
 from pytest_cidag.core.cachestore import CacheError
+from pytest_cidag.core.jobrun import JobFiles, failure_text, job_cwd, job_environ, judge, run_details
 from pytest_cidag.core.jobspec import (
-    LOG_SUFFIX,
     MAX_RETRIES,
-    OUTPUTS_SUFFIX,
     JobLeg,
     JobSpec,
     JobSpecError,
@@ -33,14 +32,7 @@ from pytest_cidag.core.jobspec import (
     is_under,
     parse_text,
 )
-from pytest_cidag.core.outputs import (
-    NeedsEnviron,
-    OutputClash,
-    OutputError,
-    OutputLimit,
-    needs_environ_of,
-    parse_outputs,
-)
+from pytest_cidag.core.outputs import NeedsEnviron, OutputClash, needs_environ_of
 from pytest_cidag.core.status import Status
 from pytest_cidag.jobfiles import register_markers, shown_path
 from pytest_cidag.keys import (
@@ -63,8 +55,6 @@ if TYPE_CHECKING:
 
     from pytest_cidag.core.settings import Settings
 
-#: Exit code that means "skipped" (automake's convention); the last output line is the reason.
-SKIP_EXIT_CODE = 77
 #: An attempt's outcome when it was killed from outside (fast-fail elsewhere, an interrupt).
 CANCELLED = "cancelled"
 
@@ -188,9 +178,9 @@ class JobItem(pytest.Item):
         settings: Settings = self.config.stash[SETTINGS_KEY]
         run_dir = settings.ensure_run_dir()
         rootpath = self.config.rootpath
-        cwd = rootpath / self.spec.cwd if self.spec.cwd else rootpath
-        log_path = run_dir / f"{self.job_id}{LOG_SUFFIX}"
-        output_path = run_dir / f"{self.job_id}{OUTPUTS_SUFFIX}"
+        cwd = job_cwd(self.spec, rootpath)
+        files = JobFiles.in_run(run_dir, self.job_id)
+        log_path, output_path = files.log, files.outputs
         argv = self._check_file_unchanged()
         shown = display_command([*argv[:-1], shown_path(self.path, self.config)])
         # checked at collection too; a symlink made since could lead out
@@ -338,11 +328,7 @@ class JobItem(pytest.Item):
             )
 
     def _details(self, shown: str, result: runner.JobResult) -> list[str]:
-        return [
-            f"command:  {shown}",
-            f"duration: {result.duration:.2f}s",
-            f"log:      {shown_path(result.log_path, self.config)}",
-        ]
+        return run_details(shown, result, shown_path(result.log_path, self.config))
 
     # --- the cache ----------------------------------------------------------------------------
 
@@ -448,26 +434,21 @@ class JobItem(pytest.Item):
     def _environment(self, settings: Settings, run_dir: Path, output_path: Path) -> dict[str, str]:
         """The job's environment: the caller's, the block's ``env`` and matrix leg, the
         ``CIDAG_*`` variables, the outputs of what it needs, and its worker's tag."""
-        env = dict(os.environ)
-        env.update(self.leg.environ())
-        env.update(
-            CIDAG_JOB=self.job_id,
-            CIDAG_RUN_DIR=str(run_dir),
-            CIDAG_OUTPUT=str(output_path),
-            CIDAG_PYTHON=sys.executable,
-        )
-        if settings.testcases is not None:
-            env["CIDAG_TESTCASES"] = settings.testcases
         run = self.config.stash.get(RUN_KEY, None)
         if run is not None and run.graph is not None:
             try:
-                needs = needs_environ_of(
+                self.needs_environ = needs_environ_of(
                     run.graph, self.nodeid, run.in_run(), settings.run_dir, settings.previous_run_dir
                 )
             except OutputClash as exc:  # a message for the user, not a traceback
                 raise JobFailed(str(exc), None, []) from None
-            env.update(needs.variables)
-            self.needs_environ = needs
+        env = job_environ(
+            self.leg,
+            run_dir=run_dir,
+            outputs_path=output_path,
+            needs=self.needs_environ.variables,
+            testcases=settings.testcases,
+        )
         worker = self.config.stash.get(WORKER_KEY, None)
         if worker is not None:
             env[worker.tag_variable] = "1"
@@ -502,26 +483,13 @@ class JobItem(pytest.Item):
             self.add_report_section("call", "stdout", f"[cidag] {label}\n{text}" if label else text)
 
     def _judge(self, result: runner.JobResult, timeout: float | None, details: list[str], output_path: Path) -> None:
-        """The job's outcome: return to pass, raise to skip or fail."""
-        if result.timed_out:
-            raise JobFailed(
-                f"Timeout (>{timeout:g}s): the job's process tree was killed", result, details, Status.TIMEOUT
-            )
-        if result.aborted:
-            # Killed from outside (fast-fail on another worker): cancelled, not failed.
-            raise internals.skip_at_item(f"cancelled: {result.aborted}")
-        if result.returncode == SKIP_EXIT_CODE:
-            last = next((line.strip() for line in reversed(runner.tail(result.log_path, 50)) if line.strip()), "")
-            raise internals.skip_at_item(last or f"the job exited with {SKIP_EXIT_CODE}")
-        if result.returncode != 0:
-            raise JobFailed(result.describe_exit(), result, details)
-        try:
-            parse_outputs(output_path, self.job_id)
-        except OutputLimit as exc:
-            raise JobFailed(exc.describe(shown_path(exc.path, self.config)), result, details) from None
-        except OutputError as exc:
-            where = f"{shown_path(exc.path, self.config)}:{exc.line}"
-            raise JobFailed(f"malformed output at {where}: {exc.message}", result, details) from None
+        """The job's outcome: return to pass, raise to skip or fail. (A cancelled job, killed
+        from outside by fast-fail on another worker, is a skip, not a failure.)"""
+        ending = judge(result, output_path, self.job_id, timeout, lambda path: shown_path(path, self.config))
+        if ending.status is Status.SKIPPED:
+            raise internals.skip_at_item(ending.reason)
+        if ending.status is not Status.PASSED:
+            raise JobFailed(ending.reason, result, details, ending.status)
 
     def _check_file_unchanged(self) -> list[str]:
         """The file must still be a non-empty job file with the metadata it was collected with.
@@ -571,18 +539,11 @@ class JobItem(pytest.Item):
         """A failure's few plain lines: what, where, the details, the log's last lines."""
         settings: Settings = self.config.stash[SETTINGS_KEY]
         path, lineno, _ = self.location
+        text = failure_text(self.job_id, headline, details, log_path, settings.tail_lines)
+        first, _, rest = text.partition("\n")
         # Under the headline, as a Java exception's first frame: where dorny/test-reporter
         # finds the file and line of a failure in JUnit XML (pytest_cidag/core/junit.py).
-        lines = [f"job '{self.job_id}' failed: {headline}", junit.frame(path, (lineno or 0) + 1, self.job_id)]
-        lines += details
-        if log_path is not None and settings.tail_lines > 0:
-            last = runner.tail(log_path, settings.tail_lines)
-            if last:
-                lines.append("last line of output:" if len(last) == 1 else f"last {len(last)} lines of output:")
-                lines.extend("  | " + _cut(line) for line in last)
-            else:
-                lines.append("(no output)")
-        return "".join(line + "\n" for line in lines)
+        return f"{first}\n{junit.frame(path, (lineno or 0) + 1, self.job_id)}\n{rest}"
 
     def reportinfo(self) -> tuple[Path, int, str]:
         # The domain, as a Python item's is its dotted name within the module
@@ -593,16 +554,6 @@ class JobItem(pytest.Item):
         job_file = self.parent
         path = job_file.job_path if isinstance(job_file, JobFile) else self.path
         return path, self.spec.line - 1, f"job.{self.job_id}"
-
-
-#: Longest output line shown in a failure report; the log keeps it whole.
-MAX_LINE = 1000
-
-
-def _cut(line: str) -> str:
-    if len(line) <= MAX_LINE:
-        return line
-    return f"{line[:MAX_LINE]} [cidag: line cut, {len(line)} characters]"
 
 
 def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobResult, attempt: int = 1) -> None:

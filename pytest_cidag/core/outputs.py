@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,7 +141,7 @@ def _parse(path: Path, text: str) -> tuple[dict[str, str], dict[str, int]]:
     return out, key_lines
 
 
-def needs_environ(job_label: str, outputs: dict[str, str]) -> dict[str, str]:
+def needs_environ(job_label: str, outputs: Mapping[str, str]) -> dict[str, str]:
     """The variables a dependent sees for one needed job's outputs."""
     prefix = f"CIDAG_NEEDS_{env_name(job_label)}_"
     return {prefix + env_name(key): value for key, value in outputs.items()}
@@ -192,28 +192,40 @@ def needs_environ_of(
     on it already: it adds nothing. Costs what ``key``'s needs and their outputs do, not
     the size of the run (``in_run`` is a set).
     """
-    env = NeedsEnviron()
     if key not in graph.nodes:
-        return env
+        return NeedsEnviron()
+
+    def produced() -> Iterator[tuple[str, dict[str, str]]]:
+        for need in graph.needs[key]:
+            node = graph.nodes[need]
+            if not node.is_job:
+                continue
+            directory = run_dir if need in in_run or not in_run else previous_run_dir
+            if directory is None:
+                continue
+            try:
+                yield node.label, parse_outputs(directory / f"{node.label}.outputs", node.label)
+            except OutputError:
+                continue
+
+    return needs_environ_from(produced())
+
+
+def needs_environ_from(produced: Iterable[tuple[str, Mapping[str, str]]]) -> NeedsEnviron:
+    """``CIDAG_NEEDS_<JOB>_<KEY>`` for what the needed jobs produced: (job label, outputs)
+    pairs, in the order of the dependent's needs. Raises :class:`OutputClash` when two
+    of them would set one variable. pytest reads the outputs from the run directory
+    (:func:`needs_environ_of`); the Dagster ops hand them over as their ops' outputs."""
+    env = NeedsEnviron()
     origin: dict[str, str] = {}
-    for need in graph.needs[key]:
-        node = graph.nodes[need]
-        if not node.is_job:
-            continue
-        directory = run_dir if need in in_run or not in_run else previous_run_dir
-        if directory is None:
-            continue
-        try:
-            outputs = parse_outputs(directory / f"{node.label}.outputs", node.label)
-        except OutputError:
-            continue
-        for name_in_job, (name, value) in zip(outputs, needs_environ(node.label, outputs).items(), strict=True):
+    for label, outputs in produced:
+        for name_in_job, (name, value) in zip(outputs, needs_environ(label, outputs).items(), strict=True):
             if name in origin:
                 raise OutputClash(
-                    f"outputs {origin[name]} and '{node.label}' ({name_in_job}) would both be {name}: "
+                    f"outputs {origin[name]} and '{label}' ({name_in_job}) would both be {name}: "
                     "rename one of the jobs or outputs"
                 )
-            origin[name] = f"'{node.label}' ({name_in_job})"
+            origin[name] = f"'{label}' ({name_in_job})"
             env.variables[name] = value
-            env.outputs.append(NeededOutput(node.label, name_in_job, len(value.encode(errors="surrogateescape"))))
+            env.outputs.append(NeededOutput(label, name_in_job, len(value.encode(errors="surrogateescape"))))
     return env
