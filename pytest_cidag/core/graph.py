@@ -67,7 +67,10 @@ class JobGraph:
     dependents: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, nodes: Sequence[Node]) -> JobGraph:
+    def build(cls, nodes: Sequence[Node], *, tests: bool = True) -> JobGraph:
+        """Resolve ``nodes``' needs; :class:`GraphError` for an unknown need, a duplicate
+        job name or a cycle. ``tests=False``: an engine that runs jobs only (Dagster), where
+        an unknown need is never a test left uncollected."""
         graph = cls({n.key: n for n in nodes})
         names = _names(nodes)
         for node in nodes:
@@ -75,7 +78,7 @@ class JobGraph:
             for entry in node.needs:
                 keys = names.get(entry)
                 if keys is None:
-                    raise GraphError(_unknown(node, entry, names))
+                    raise GraphError(_unknown(node, entry, names, tests))
                 resolved.extend(k for k in keys if k not in resolved)
             graph.needs[node.key] = tuple(resolved)
             graph.dependents.setdefault(node.key, [])
@@ -182,9 +185,11 @@ def _names(nodes: Sequence[Node]) -> dict[str, list[str]]:
     return names
 
 
-def _unknown(node: Node, entry: str, names: Mapping[str, list[str]]) -> str:
+def _unknown(node: Node, entry: str, names: Mapping[str, list[str]], tests: bool = True) -> str:
     hint = did_you_mean(entry, [k for k in names if "::" not in k]) or did_you_mean(entry, list(names))
     where = f" ({node.where})" if node.where else ""
+    if not tests:
+        return f"{node.kind} '{node.label}'{where} needs '{entry}', which is not a job or a job's leg{hint}"
     what = "a job, a job's leg, or the name or node id of a collected test"
     if not hint:
         hint = (

@@ -82,10 +82,7 @@ class Settings:
 
     def _announce(self) -> None:
         runs = self.run_dir.parent
-        ignore = runs.parent / ".gitignore"
-        if not ignore.exists():
-            with contextlib.suppress(OSError):
-                ignore.write_text("# created by pytest-cidag: job logs of local runs\n*\n")
+        ignore_runs(runs)
         _point_latest(runs, self.run_dir.name)
 
 
@@ -118,6 +115,14 @@ class RunClaim:
             self.lock_path.unlink()
         os.close(self.fd)
         self.fd = None
+
+
+def ignore_runs(runs: Path) -> None:
+    """Keep git out of ``.cidag`` (the parent of ``runs``): a ``.gitignore`` of ``*`` there."""
+    ignore = runs.parent / ".gitignore"
+    if not ignore.exists():
+        with contextlib.suppress(OSError):
+            ignore.write_text("# created by pytest-cidag: job logs of local runs\n*\n")
 
 
 def in_progress(run_dir: Path) -> bool:
