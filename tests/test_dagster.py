@@ -43,6 +43,7 @@ from pytest_cidag.dagster import (
     TIMEOUT_TAG,
     DefinitionsError,
     definitions,
+    op_names,
     resource_tag,
     run_dir,
     run_outcomes,
@@ -119,15 +120,25 @@ def pytest_results(root: Path, env: dict[str, str]) -> Results:
     return Results({j["id"]: j["outcome"] for j in record["jobs"]}, directory)
 
 
+class PytestDemo:
+    """pytest's results for the demo, per DEMO_FAIL value: each run once per module, when
+    a test first asks for it (under xdist each worker asks only for what its tests need)."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.runs: dict[str, Results] = {}
+
+    def __getitem__(self, fail: str) -> Results:
+        if fail not in self.runs:
+            root = copy_demo(self.factory.mktemp("pytest-demo") / "demo")
+            self.runs[fail] = pytest_results(root, clean_environ(CIDAG_DEMO_SCALE=SCALE, DEMO_FAIL=fail))
+            assert len(self.runs[fail].outcomes) == 16
+        return self.runs[fail]
+
+
 @pytest.fixture(scope="module")
-def pytest_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Results]:
-    """pytest's results for the demo, green and with DEMO_FAIL=build-wheel: run once."""
-    out = {}
-    for fail in ("", "build-wheel"):
-        root = copy_demo(tmp_path_factory.mktemp("pytest-demo") / "demo")
-        out[fail] = pytest_results(root, clean_environ(CIDAG_DEMO_SCALE=SCALE, DEMO_FAIL=fail))
-    assert out[""].outcomes and set(out[""].outcomes.values()) == {"passed"}
-    return out
+def pytest_demo(tmp_path_factory: pytest.TempPathFactory) -> PytestDemo:
+    return PytestDemo(tmp_path_factory)
 
 
 def dagster_results(job: dg.JobDefinition, root: Path, run_id: str, events: Sequence[dg.DagsterEvent]) -> Results:
@@ -306,7 +317,7 @@ def test_demo_in_process_as_under_pytest(
     fail: str,
     tmp_path: Path,
     instance: dg.DagsterInstance,
-    pytest_demo: dict[str, Results],
+    pytest_demo: PytestDemo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CIDAG_DEMO_SCALE", SCALE)
@@ -325,6 +336,7 @@ def assert_same(got: Results, expected: Results, fail: str) -> None:
     if fail:
         assert got.outcomes[fail] == "failed" and list(got.outcomes.values()).count("blocked") == 7
     else:
+        assert set(got.outcomes.values()) == {"passed"}
         assert got.using["playwright-marimo"] == ["using dist/buckaroo-0.12.12-py3-none-any.whl"]
 
 
@@ -334,7 +346,7 @@ def test_demo_with_dagster_job_execute_as_under_pytest(
     tmp_path: Path,
     dagster_home: Path,
     instance: dg.DagsterInstance,
-    pytest_demo: dict[str, Results],
+    pytest_demo: PytestDemo,
 ) -> None:
     root = copy_demo(tmp_path / "demo")
     run_id = dagster_execute(root / "definitions.py", dagster_home, CIDAG_DEMO_SCALE=SCALE, DEMO_FAIL=fail)
@@ -388,6 +400,11 @@ def test_ops_sharing_a_resource_never_overlap(tmp_path: Path, dagster_home: Path
     assert sorted(spans) == ["r1", "r2", "r3"]
     ordered = sorted(spans.values())
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ordered)), spans
+
+
+def test_op_names_are_what_dagster_takes_and_unique() -> None:
+    names = op_names(["test-python[3.11]", "a-b", "a.b", "a_b", "-"])
+    assert names == {"test-python[3.11]": "test_python_3_11", "a-b": "a_b", "a.b": "a_b_2", "a_b": "a_b_3", "-": "job"}
 
 
 # --- errors ---------------------------------------------------------------------------------
