@@ -358,6 +358,44 @@ def test_demo_with_dagster_job_execute_as_under_pytest(
     assert_same(got, pytest_demo[fail], fail)
 
 
+def test_ctrl_c_on_dagster_job_execute_kills_the_running_jobs_trees(
+    tmp_path: Path, dagster_home: Path, instance: dg.DagsterInstance
+) -> None:
+    body = "setsid sleep 300 & echo $! >> pids\necho $$ >> pids\ntouch started\nsleep 300"
+    write_jobs(tmp_path, {"serve": (body, ""), "after": ("true", 'needs = ["serve"]')})
+    (tmp_path / "definitions.py").write_text(
+        "from pathlib import Path\nfrom pytest_cidag.dagster import definitions\n"
+        "defs = definitions(Path(__file__).parent)\n"
+    )
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-f", "definitions.py"],
+        cwd=tmp_path,
+        env=clean_environ(DAGSTER_HOME=str(dagster_home)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    pids = read_pids(tmp_path / "pids")
+    assert len(pids) == 2
+    assert not [pid for pid in pids if alive(pid)]
+    [run_id] = re.findall(r" - ([0-9a-f-]{36}) - \d+ - RUN_START - ", err)
+    log = (run_dir(tmp_path, run_id) / "serve.log").read_text()
+    assert re.search(r"\[cidag\] job killed: \w+", log), log
+    outcomes = run_outcomes(job_of(tmp_path), run_events(instance, run_id))
+    assert outcomes == {"serve": "failed", "after": "blocked"}
+
+
 def dagster_execute(definitions_py: Path, home: Path, **env: str) -> str:
     """``dagster job execute -f FILE`` (the multiprocess executor); the new run's id."""
     proc = subprocess.run(
