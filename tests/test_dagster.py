@@ -565,8 +565,8 @@ def test_the_webserver_shows_every_edge(webserver: str) -> None:
 
 def test_a_screenshot_of_the_demo_dag(webserver: str, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="no playwright: pip install -e '.[dev]'")
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
         pytest.skip("no Chromium to take the screenshot with (Debian: apt-get install chromium)")
     location = graphql(webserver, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
     shot = tmp_path / "dagster-demo.png"
