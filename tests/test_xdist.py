@@ -197,7 +197,16 @@ def test_maxfail_kills_running_jobs_on_other_workers(pytester: pytest.Pytester, 
     assert "[cidag] job killed: stopping after 1 failure" in (latest(pytester) / "a-slow.log").read_text()
 
 
-def test_worker_crash_fails_the_job_and_the_run_goes_on(pytester: pytest.Pytester, job: JobWriter) -> None:
+@pytest.mark.parametrize(
+    "plugins",
+    [[], ["-p", "rerunfailures"], ["-p", "rerunfailures", "--reruns", "1"]],
+    ids=["alone", "rerunfailures", "rerunfailures-reruns"],
+)
+def test_worker_crash_fails_the_job_and_the_run_goes_on(
+    pytester: pytest.Pytester, job: JobWriter, plugins: list[str]
+) -> None:
+    """Also with pytest-rerunfailures, whose crash hook reads ``sched.config`` (it was an
+    INTERNALERROR) and asks the scheduler to queue the crashed job again (it cannot)."""
     job(
         "crash",
         "sleep 100 & echo $! > crash.pid\nsetsid sleep 100 & echo $! >> crash.pid\nkill -9 $PPID\nsleep 100",
@@ -205,7 +214,8 @@ def test_worker_crash_fails_the_job_and_the_run_goes_on(pytester: pytest.Pyteste
     job("after-crash", "true", needs='["crash"]')
     for i in range(4):
         job(f"other{i}", timed(sleep=0.2))
-    result = run(pytester, "-n", "2", "-rs")
+    result = run(pytester, "-n", "2", "-rs", *plugins)
+    assert "INTERNALERROR" not in result.stdout.str()
     result.assert_outcomes(passed=4, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running 'cijobs/crash.sh::crash'*"], consecutive=False)
     result.stdout.fnmatch_lines(["SKIPPED * cijobs/after-crash.sh:1: upstream job 'crash' crashed its worker"])

@@ -155,6 +155,9 @@ class DagScheduling:
 
     def __init__(self, controller: Controller, plan: DagPlan, log: Callable[..., None] | None = None) -> None:
         self.controller = controller
+        #: pytest's config, as xdist's own schedulers hold it: other plugins' xdist hooks read
+        #: ``sched.config`` (pytest-rerunfailures' pytest_handlecrashitem does)
+        self.config = getattr(controller, "config", None)
         self.log = log or (lambda *args: None)
         self.node2collection: dict[Any, list[str]] = {}
         self._nodes: list[Any] = []
@@ -574,6 +577,7 @@ class SchedulerChoice:
 
     def __init__(self, controller: Controller, log: Callable[..., None] | None = None) -> None:
         self.controller = controller
+        self.config = getattr(controller, "config", None)  # as DagScheduling's
         self.log = log
         self._nodes: list[Any] = []
         self.chosen: Any = None
