@@ -82,7 +82,17 @@ KEYS: dict[str, str] = {
     "env_inputs": "names of environment variables whose values are part of the cache key",
     "retries": f"times a failed or timed-out job is run again (0-{MAX_RETRIES})",
     "retry_delay": "seconds to wait before each retry",
+    "testcases": "true when the job narrows its test suite by CIDAG_TESTCASES (--cidag-first-testcases runs it first)",
 }
+
+#: Marks a first-pass item's id (``--cidag-first-testcases``): ``test@first[3.12]``, before
+#: the leg, so ``::test@first`` selects every first-pass leg as ``::test`` selects the others.
+FIRST_SUFFIX = "@first"
+
+
+def is_first_pass_id(name: str) -> bool:
+    """Whether an item's name is a first-pass job's (``test@first``, ``test@first[3.12]``)."""
+    return name.split("[", 1)[0].endswith(FIRST_SUFFIX)
 
 
 class JobSpecError(Exception):
@@ -186,7 +196,7 @@ def _type_name(value: object) -> str:
 
 
 #: Fields of a :class:`JobSpec` that are not part of its cache key.
-NOT_IN_KEY = frozenset({"path", "line", "retries", "retry_delay"})
+NOT_IN_KEY = frozenset({"path", "line", "retries", "retry_delay", "testcases"})
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,8 @@ class JobSpec:
     #: None: not set in the block (``--cidag-retries`` and the like decide)
     retries: int | None = None
     retry_delay: float | None = None
+    #: It reads CIDAG_TESTCASES to narrow its suite: --cidag-first-testcases runs it first.
+    testcases: bool = False
     line: int = 1
 
     @property
@@ -221,7 +233,8 @@ class JobSpec:
 
     def block_data(self) -> dict[str, Any]:
         """The resolved block, as plain data (part of a cache key): every field but where it
-        is and how often it is tried (which changes how often it runs, not what it does)."""
+        is, how often it is tried (which changes how often it runs, not what it does), and
+        ``testcases`` (it adds a first pass, whose key has its own CIDAG_TESTCASES)."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_IN_KEY}
         data["env"] = dict(sorted(self.env.items()))
         data["matrix"] = {k: list(v) for k, v in self.matrix.items()}
@@ -246,6 +259,11 @@ class JobLeg:
     spec: JobSpec
     id: str
     matrix_values: Mapping[str, str]
+
+    @property
+    def first_pass_id(self) -> str:
+        """The id of this leg's first-pass item: ``test@first``, ``test@first[3.12]``."""
+        return self.spec.name + FIRST_SUFFIX + self.id[len(self.spec.name) :]
 
     def environ(self) -> dict[str, str]:
         """Variables this leg adds to the caller's environment (before runtime ones)."""
@@ -512,12 +530,24 @@ def _validate(data: dict[str, Any], block: Block, path: Path, root: Path | None)
     if "retry_delay" in data:
         kwargs["retry_delay"] = seconds("retry_delay", positive=False, most=MAX_RETRY_DELAY, most_text="an hour")
 
+    if "testcases" in data:
+        testcases = data["testcases"]
+        if not isinstance(testcases, bool):
+            raise err(
+                "testcases",
+                f"'testcases' must be true or false, got {_type_name(testcases)}: {testcases!r} "
+                "(write testcases = true, unquoted, for a job that narrows its suite by CIDAG_TESTCASES)",
+            )
+        kwargs["testcases"] = testcases
+
     # the longest leg id names files: blame the matrix if there is one, else the name
     if "matrix" in kwargs:
         line, fix = _key_line(block, "matrix"), "name or the matrix values"
     else:
         line, fix = (_key_line(block, "name"), "name") if "name" in data else (1, "file name")
-    _check_id_length(kwargs["name"], kwargs.get("matrix", {}), path, line, fix)
+    # a first-pass leg's id is longer: test@first[3.12]
+    longest_name = kwargs["name"] + FIRST_SUFFIX if kwargs.get("testcases") else kwargs["name"]
+    _check_id_length(longest_name, kwargs.get("matrix", {}), path, line, fix)
     return JobSpec(path=path, line=block.start, **kwargs)
 
 
