@@ -35,6 +35,9 @@ class Node:
     where: str = ""  # "file:line", for duplicate-name messages
     markers: tuple[str, ...] = ()
     timeout: float | None = None
+    #: For a first-pass node (``--cidag-first-testcases``): the key of the node it runs
+    #: narrowed. Nothing can need it by name: dependents need the full pass only.
+    first_pass_of: str | None = None
 
     @property
     def is_job(self) -> bool:
@@ -169,7 +172,7 @@ def _names(nodes: Sequence[Node]) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {}
     job_where: dict[str, tuple[str, str]] = {}  # job name -> (file of first leg, where)
     for n in nodes:
-        if n.job is None:
+        if n.job is None or n.first_pass_of is not None:
             continue
         file = n.key.split("::", 1)[0]
         first = job_where.setdefault(n.job, (file, n.where))
@@ -179,6 +182,8 @@ def _names(nodes: Sequence[Node]) -> dict[str, list[str]]:
         if n.label != n.job:
             names[n.label] = [n.key]
     for n in nodes:
+        if n.first_pass_of is not None:
+            continue
         for alias in (*n.aliases, n.key):
             if alias not in names:
                 names[alias] = [n.key]

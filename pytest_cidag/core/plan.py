@@ -27,6 +27,10 @@ class DagPlan:
     first: set[str] = field(default_factory=set)
     resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def first_pass(self) -> set[str]:
+        """The run's first-pass keys (``--cidag-first-testcases``)."""
+        return {k for k in self.run_keys if self.graph.nodes[k].first_pass_of is not None}
+
 
 def node_to_data(node: Node, resources: tuple[str, ...]) -> dict[str, Any]:
     return {
@@ -38,6 +42,7 @@ def node_to_data(node: Node, resources: tuple[str, ...]) -> dict[str, Any]:
         "where": node.where,
         "markers": list(node.markers),
         "timeout": node.timeout,
+        "first_pass_of": node.first_pass_of,
         "resources": list(resources),
     }
 
@@ -52,4 +57,25 @@ def node_from_data(data: dict[str, Any]) -> Node:
         where=data["where"],
         markers=tuple(data["markers"]),
         timeout=data["timeout"],
+        first_pass_of=data["first_pass_of"],
     )
+
+
+#: The resource both passes of one leg hold (``--cidag-first-testcases``), after its node id.
+PASS_LOCK = "cidag:passes-of:"
+
+
+def with_pass_locks(graph: JobGraph, resources: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """``resources`` plus one the two passes of a leg both hold, so they never run at once.
+
+    A job's script is written to run once at a time (a virtualenv in the run directory, a
+    build directory in the checkout); its first pass and its full pass are independent items,
+    not two copies to run side by side. Only the pair waits: other jobs fill the workers.
+    """
+    out = dict(resources)
+    for key, node in graph.nodes.items():
+        if node.first_pass_of is not None:
+            lock = PASS_LOCK + node.first_pass_of
+            for holder in (key, node.first_pass_of):
+                out[holder] = (*out.get(holder, ()), lock)
+    return out

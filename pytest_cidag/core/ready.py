@@ -29,12 +29,15 @@ class ReadyQueue:
     def push(self, key: str) -> None:
         heapq.heappush(self._heap, (self._priority[key], key))
 
-    def take(self) -> str | None:
+    def take(self, max_tier: int | None = None) -> str | None:
         """The best key whose resources are all free: removed, its resources now held.
-        None when every ready key waits for a resource a running key holds."""
+        None when every ready key waits for a resource a running key holds, or (with
+        ``max_tier``) when no ready key's tier, its priority's first element, is that or less."""
         skipped: list[tuple[Priority, str]] = []
         chosen = None
         while self._heap:
+            if max_tier is not None and self._heap[0][0][0] > max_tier:
+                break  # the heap's smallest is above it: so is every other
             entry = heapq.heappop(self._heap)
             if any(res in self.held for res in self._resources.get(entry[1], ())):
                 skipped.append(entry)

@@ -39,6 +39,8 @@ from pytest_cidag.core.status import FAILURES, Status
 
 #: Seconds assumed for a node with no recorded duration, when nothing at all is recorded.
 DEFAULT_DURATION = 1.0
+#: The priority tier of ``--cidag-first`` jobs, the first pass and what they need (others: 1).
+FIRST_TIER = 0
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -144,6 +146,9 @@ class DagScheduling:
             not arrived yet (the worker is still busy with their reports).
         on_dispatch: called with a key and the worker it is sent to (the run record's
             "queued" time, the live status's worker), or None.
+        first_pass: the first-pass keys (``--cidag-first-testcases``) not all ended yet; with
+            -x / --maxfail only first-tier keys (they and what they need, ``--cidag-first``
+            jobs) are dispatched while it is non-empty (:meth:`_first_pass_gate`).
 
     Invariants: a key that is not blocked is in at most one of waiting, ready and running's
     values, and in done once it has ended; a blocked key is in done and blocked from the
@@ -181,6 +186,7 @@ class DagScheduling:
         self.passed: set[str] = set()  # passed early, per the worker
         self.reporting: dict[str, Any] = {}
         self.on_dispatch: Callable[[str, Any], None] | None = None
+        self.first_pass: set[str] = set()
         self.lock = threading.RLock()
 
     # --- xdist's scheduler protocol ---------------------------------------------------
@@ -411,9 +417,9 @@ class DagScheduling:
                 del self.running[node]
                 self.skips.insert(0, blocked)
         while idle and self.ready:
-            key = self.ready.take()
+            key = self.ready.take(max_tier=FIRST_TIER if self._first_pass_gate() else None)
             if key is None:
-                break  # every ready node waits for a resource held by a running one
+                break  # every ready node waits for a resource held by a running one (or the gate)
             node = idle.pop(0)
             self.running[node] = key
             self.log("dispatch", key, "to", node)
@@ -426,8 +432,21 @@ class DagScheduling:
                 del self.running[node]
                 self._requeue(key, None)
 
+    def _first_pass_gate(self) -> bool:
+        """With -x / --maxfail and a first pass (``--cidag-first-testcases``), nothing but
+        first-tier keys starts until every first-pass key has ended: a failure there stops the
+        run before the full pass starts, as without xdist. (Without them the full pass fills
+        idle workers at once; the first pass still goes first by priority.)"""
+        if not self.first_pass or not self.controller.maxfail:
+            return False
+        if self.first_pass <= self.done:
+            self.first_pass = set()  # open for good
+            return False
+        return True
+
     def _start(self, collection: list[str]) -> None:
         plan = self.plan
+        self.first_pass = plan.first_pass()
         self.collection = collection
         self.index = {key: i for i, key in enumerate(collection)}
         self.tick_index = self.index[plan.tick]
@@ -544,9 +563,11 @@ class DagScheduling:
 def priorities(plan: DagPlan) -> dict[str, tuple[int, float, int]]:
     """(tier, -critical path, declaration index) per key: smaller runs first.
 
-    The critical path of a node is its duration plus the longest critical path among its
-    dependents: the work that cannot start before it ends. Durations come from earlier runs;
-    unknown ones get the median of the known ones (or one second).
+    The first tier is ``--cidag-first`` jobs, the first pass (``--cidag-first-testcases``),
+    and what they need; the rest is the second. The critical path of a node is its duration
+    plus the longest critical path among its dependents: the work that cannot start before it
+    ends. Durations come from earlier runs; unknown ones get the median of the known ones (or
+    one second).
     """
     graph = plan.graph
     keys = plan.run_keys
@@ -557,7 +578,9 @@ def priorities(plan: DagPlan) -> dict[str, tuple[int, float, int]]:
     for key in reversed(graph.order(keys)):
         tail = max((path[d] for d in graph.dependents.get(key, ()) if d in in_run), default=0.0)
         path[key] = plan.durations.get(key, default) + tail
-    return {k: (0 if k in plan.first else 1, -path[k], i) for i, k in enumerate(keys)}
+    first_pass = plan.first_pass()
+    first = plan.first | first_pass | graph.upstream(first_pass)
+    return {k: (FIRST_TIER if k in first else FIRST_TIER + 1, -path[k], i) for i, k in enumerate(keys)}
 
 
 class SchedulerChoice:

@@ -25,7 +25,7 @@ import pytest
 from pytest_cidag import internals
 from pytest_cidag.core import runner, signals
 from pytest_cidag.core.graph import JobGraph
-from pytest_cidag.core.plan import DagPlan, PlanError, node_from_data
+from pytest_cidag.core.plan import DagPlan, PlanError, node_from_data, with_pass_locks
 from pytest_cidag.core.scheduling import DagScheduling, SchedulerChoice
 from pytest_cidag.core.status import Status
 from pytest_cidag.keys import OUTCOMES_KEY, RUN_KEY, SETTINGS_KEY
@@ -235,7 +235,9 @@ class ControllerSide:
             tick=data["tick"],
             durations=self.persistence.planning_durations(),
             first=set(data["first"]),
-            resources={n["key"]: tuple(n["resources"]) for n in data["nodes"] if n["resources"]},
+            resources=with_pass_locks(
+                graph, {n["key"]: tuple(n["resources"]) for n in data["nodes"] if n["resources"]}
+            ),
         )
 
     def report_late_teardown_errors(self) -> list[str]:
