@@ -109,9 +109,11 @@ class JobCache:
         nodeid: str,
         in_run: AbstractSet[str],
         hasher: cachekey.FileHasher | None = None,
+        testcases: str | None = None,
     ) -> cachekey.KeyParts:
-        """The key's make-up for ``leg`` now: its needs' keys and outputs read from the run
-        directory (or the previous run's, for a need outside this run)."""
+        """The key's make-up for ``leg`` run with CIDAG_TESTCASES ``testcases`` (None: unset)
+        now: its needs' keys and outputs read from the run directory (or the previous run's,
+        for a need outside this run)."""
         spec = leg.spec
         needs: dict[str, str | None] = {}
         needs_outputs: dict[str, bytes] = {}
@@ -127,9 +129,9 @@ class JobCache:
                 needs_outputs[node.label] = _read(directory, node.label + ".outputs")
         env = {name: os.environ.get(name) for name in spec.env_inputs}
         # What the plugin itself hands every job and that changes what it does: the Python
-        # it runs tests with, and --cidag-testcases (a narrowed pass is not a full one).
+        # it runs tests with, and its CIDAG_TESTCASES (a narrowed pass is not a full one).
         env["CIDAG_PYTHON"] = sys.executable
-        env["CIDAG_TESTCASES"] = self.settings.testcases
+        env["CIDAG_TESTCASES"] = testcases
         return cachekey.key_parts(
             job=leg.id,
             script=script,

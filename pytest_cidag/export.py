@@ -40,6 +40,8 @@ def _regenerate(config: pytest.Config) -> str:
 
 
 def export_main(config: pytest.Config, session: pytest.Session) -> int:
+    if config.getoption("cidag_first_testcases") is not None:
+        raise pytest.UsageError("--cidag-export: a workflow has no first pass: leave out --cidag-first-testcases")
     session.perform_collect()
     if session.testsfailed:
         return pytest.ExitCode.INTERRUPTED  # collection errors: the summary shows them

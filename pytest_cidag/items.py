@@ -96,14 +96,18 @@ class JobFile(pytest.Collector):
         recent = max(seen[3], seen[4]) > time.time_ns() - RACY_NS
         checked = (seen, command_for(self.path, data)) if data.strip() and not recent else None
         settings: Settings = self.config.stash[SETTINGS_KEY]
+        first = settings.first_testcases if spec.testcases else None
         for leg in spec.legs():
-            item = JobItem.from_parent(self, name=leg.id, leg=leg)
-            item.checked = checked
-            _apply_markers(item, spec)
-            if settings.junit_form == junit.JunitForm.GITHUB:
-                path, lineno, _ = item.location
-                item.user_properties.extend(junit.properties(path, (lineno or 0) + 1))
-            yield item
+            items = [JobItem.from_parent(self, name=leg.id, leg=leg, testcases=settings.testcases)]
+            if first is not None:  # its first-pass item, before it
+                items.insert(0, FirstPassItem.from_parent(self, name=leg.first_pass_id, leg=leg, testcases=first))
+            for item in items:
+                item.checked = checked
+                _apply_markers(item, spec)
+                if settings.junit_form == junit.JunitForm.GITHUB:
+                    path, lineno, _ = item.location
+                    item.user_properties.extend(junit.properties(path, (lineno or 0) + 1))
+                yield item
 
 
 class DirectoryLoop(pytest.Directory):
@@ -145,10 +149,12 @@ class JobFailed(Exception):
 class JobItem(pytest.Item):
     """One runnable job (one matrix leg). ``runtest`` runs the script as a process tree."""
 
-    def __init__(self, *, leg: JobLeg, **kwargs: Any) -> None:
+    def __init__(self, *, leg: JobLeg, testcases: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.leg = leg
         self.spec = leg.spec
+        #: Its CIDAG_TESTCASES (``--cidag-testcases``; a first pass's expression), None: unset
+        self.testcases = testcases
         #: (the file's stat key, its argv) as collected, or None to check the file in full
         self.checked: tuple[tuple[int, ...], list[str]] | None = None
         #: The outputs of what it needs, as its last run got them
@@ -339,7 +345,13 @@ class JobItem(pytest.Item):
         hasher = cache.hasher()
         hasher.refresh()  # what jobs before this one changed: git is asked again
         return cache.parts(
-            self.leg, self.path.read_bytes(), graph=graph, nodeid=self.nodeid, in_run=in_run, hasher=hasher
+            self.leg,
+            self.path.read_bytes(),
+            graph=graph,
+            nodeid=self.nodeid,
+            in_run=in_run,
+            hasher=hasher,
+            testcases=self.testcases,
         )
 
     def _restore(self, cache: JobCache, parts: KeyParts, log_path: Path, output_path: Path, settings: Settings) -> bool:
@@ -419,7 +431,7 @@ class JobItem(pytest.Item):
         try:
             outputs = output_path.read_bytes() if output_path.exists() else b""
             cache.store.store(
-                job=self.job_id,
+                job=parts.job,  # the leg: a first pass is looked up under it too, by its CIDAG_TESTCASES
                 key=key,
                 parts=parts.to_json(),
                 log=log_path,
@@ -444,10 +456,11 @@ class JobItem(pytest.Item):
                 raise JobFailed(str(exc), None, []) from None
         env = job_environ(
             self.leg,
+            job_id=self.job_id,  # a first pass's own (test@first[3.12])
             run_dir=run_dir,
             outputs_path=output_path,
             needs=self.needs_environ.variables,
-            testcases=settings.testcases,
+            testcases=self.testcases,
         )
         worker = self.config.stash.get(WORKER_KEY, None)
         if worker is not None:
@@ -554,6 +567,26 @@ class JobItem(pytest.Item):
         job_file = self.parent
         path = job_file.job_path if isinstance(job_file, JobFile) else self.path
         return path, self.spec.line - 1, f"job.{self.job_id}"
+
+
+class FirstPassItem(JobItem):
+    """A leg run first, narrowed (``--cidag-first-testcases``): ``test@first[3.12]``.
+
+    Its own item (report, log, outputs and key files in the run directory, all named by its
+    id), with CIDAG_TESTCASES set to the first pass's expression. It needs what the leg needs
+    (the same upstream items, run once), nothing needs it, and it does not need the leg's
+    full-pass item: the two are independent results of one run. Its cache entry is the leg's
+    keyed on that expression, so a later ``--cidag-testcases`` run with it is a hit.
+    """
+
+    @property
+    def job_id(self) -> str:
+        return self.leg.first_pass_id
+
+    @property
+    def full_pass(self) -> str:
+        """The node id of the leg's full-pass item."""
+        return self.nodeid[: -len(self.name)] + self.leg.id
 
 
 def record_timing(run_dir: Path, nodeid: str, job_id: str, result: runner.JobResult, attempt: int = 1) -> None:

@@ -22,6 +22,10 @@ KEEP_RUNS_HELP = "Run directories kept under .cidag/runs; older ones are removed
 NO_DEPS_HELP = "Run exactly the selected jobs; needs outside the selection count as satisfied"
 FIRST_HELP = "Run these jobs (comma-separated) and what they need as early as the graph allows"
 TESTCASES_HELP = "Passed to every job as CIDAG_TESTCASES, for jobs that narrow a test suite with it"
+FIRST_TESTCASES_HELP = (
+    "First run the selected jobs that declare testcases = true with CIDAG_TESTCASES=EXPR "
+    "(items of their own, id NAME@first), then the whole selection as usual, in one run"
+)
 GRAPH_HELP = "Print the selected job graph (mermaid, dot or json; default mermaid) and exit"
 CACHE_HELP = "Job cache: rw (read and write, the default), r, w or off"
 CACHE_DIR_HELP = "Where cached job results are kept (default: .cidag/cache under the rootdir)"
@@ -77,6 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cidag-no-deps", action="store_true", default=False, help=NO_DEPS_HELP)
     group.addoption("--cidag-first", metavar="JOB[,JOB...]", action="append", default=[], help=FIRST_HELP)
     group.addoption("--cidag-testcases", metavar="EXPR", default=None, help=TESTCASES_HELP)
+    group.addoption("--cidag-first-testcases", metavar="EXPR", default=None, help=FIRST_TESTCASES_HELP)
     group.addoption(
         "--cidag-graph",
         metavar="FORMAT",
@@ -196,6 +201,7 @@ def may_have_jobs(config: pytest.Config) -> bool:
         or option.cidag_first
         or option.cidag_no_deps
         or option.cidag_testcases is not None
+        or option.cidag_first_testcases is not None
         or option.cidag_kill_grace is not None
         or option.cidag_cache is not None
         or option.cidag_cache_dir is not None

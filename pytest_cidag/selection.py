@@ -21,7 +21,8 @@ import pytest
 from pytest_cidag.core.graph import GraphError, JobGraph, Node
 from pytest_cidag.core.jobspec import JobSpec, did_you_mean
 from pytest_cidag.dependency import base_name
-from pytest_cidag.items import JobFile, JobItem
+from pytest_cidag.items import FirstPassItem, JobFile, JobItem
+from pytest_cidag.keys import SETTINGS_KEY
 
 if TYPE_CHECKING:
     from pytest_cidag.dependency import DependencyBridge
@@ -118,6 +119,9 @@ class SelectionPlugin:
         for item in selected:
             pool.setdefault(item.nodeid, item)
         if not self.dependency.involves_jobs(pool.values()):
+            expr = self.config.stash[SETTINGS_KEY].first_testcases
+            if expr is not None:
+                raise GraphError(no_first_pass(expr, None))
             return None
         for item in self._collect_missing(session, pool):
             pool.setdefault(item.nodeid, item)
@@ -140,7 +144,7 @@ class SelectionPlugin:
         for k in run.pulled_in:
             down = [rank[d] for d in graph.downstream([k]) if d in rank]
             rank[k] = (min(down) if down else len(rank)) - 0.5
-        first = self._first_closure(graph)
+        first = self._first_closure(graph) | self._first_pass(graph, wanted)
         run.first_keys = first & wanted
         declared = {k: i for i, k in enumerate(pool)}
         keys = sorted(wanted, key=lambda k: (rank[k], declared[k]))
@@ -183,6 +187,7 @@ class SelectionPlugin:
                 where=f"{item.location[0]}:{spec.line}",
                 markers=spec.markers,
                 timeout=item.declared_timeout(),
+                first_pass_of=item.full_pass if isinstance(item, FirstPassItem) else None,
             )
         return Node(
             key=item.nodeid,
@@ -192,6 +197,18 @@ class SelectionPlugin:
             where=f"{item.location[0]}:{(item.location[1] or 0) + 1}",
             markers=tuple(m.name for m in item.iter_markers() if m.name not in ("dependency", "parametrize")),
         )
+
+    def _first_pass(self, graph: JobGraph, wanted: set[str]) -> set[str]:
+        """``--cidag-first-testcases``: the selected first-pass items and what they need, which
+        go first as ``--cidag-first`` jobs do. A run that has none is a usage error: it asked
+        for a first pass that nothing would run."""
+        expr = self.config.stash[SETTINGS_KEY].first_testcases
+        if expr is None:
+            return set()
+        chosen = {k for k in wanted if graph.nodes[k].first_pass_of is not None}
+        if not chosen:
+            raise GraphError(no_first_pass(expr, graph))
+        return chosen | graph.upstream(chosen)
 
     def _first_closure(self, graph: JobGraph) -> set[str]:
         if not self.first:
@@ -217,3 +234,13 @@ class SelectionPlugin:
         n = len(run.pulled_in)
         what, them = ("job", "it") if n == 1 else ("jobs", "them")
         return [f"cidag: {n} upstream {what} added because the selection needs {them}: {labels}"]
+
+
+def no_first_pass(expr: str, graph: JobGraph | None) -> str:
+    """Why ``--cidag-first-testcases`` has nothing to run, and what to do."""
+    declaring = sorted({n.job for n in graph.nodes.values() if n.first_pass_of is not None and n.job}) if graph else []
+    if declaring:
+        fix = f"select one of those that do ({', '.join(declaring)})"
+    else:
+        fix = "add testcases = true to the block of each job that narrows its suite by CIDAG_TESTCASES"
+    return f"--cidag-first-testcases {expr!r}: no selected job declares testcases = true, so nothing runs first; {fix}"

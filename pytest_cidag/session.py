@@ -24,6 +24,7 @@ import pytest
 from pytest_cidag import internals
 from pytest_cidag.caching import MODES, JobCache, Verdict
 from pytest_cidag.core import signals
+from pytest_cidag.core.jobspec import is_first_pass_id
 from pytest_cidag.core.reaper import Reaper
 from pytest_cidag.core.settings import RUNS_DIR, RunClaim, Settings, latest_run, new_run_name
 from pytest_cidag.core.status import Status
@@ -110,6 +111,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         tee=config.getoption("capture") == "no",
         previous_run_dir=previous,
         testcases=config.getoption("cidag_testcases"),
+        first_testcases=_first_testcases(config),
         reaches_jobs=reaches,
         record=_record_setting(config),
         junit_form=junit_form_setting(config),
@@ -120,6 +122,26 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **_cache_settings(config),
         **_report_settings(config, run_dir),
     )
+
+
+def _first_testcases(config: pytest.Config) -> str | None:
+    value: str | None = config.getoption("cidag_first_testcases")
+    if value is None:
+        # A first-pass id (an IDE re-running what it discovered) without the option: say
+        # why, rather than pytest's "not found" (a Python test's name has no "@")
+        named = next((a for a in map(str, config.args) if "::" in a and is_first_pass_id(a.rsplit("::", 1)[1])), None)
+        if named is not None:
+            raise pytest.UsageError(
+                f"{named} is a first-pass item: it exists only in a run given --cidag-first-testcases EXPR "
+                "(the test cases it runs)"
+            )
+    elif not value.strip():
+        # jobs read an empty CIDAG_TESTCASES as "the whole suite": that is no first pass
+        raise pytest.UsageError(
+            "--cidag-first-testcases: an empty expression narrows nothing (a job reads an empty "
+            "CIDAG_TESTCASES as its whole suite): name the test cases to run first"
+        )
+    return value
 
 
 def _record_setting(config: pytest.Config) -> bool:

@@ -46,19 +46,21 @@ def job_cwd(spec: JobSpec, rootdir: Path) -> Path:
 def job_environ(
     leg: JobLeg,
     *,
+    job_id: str | None = None,
     run_dir: Path,
     outputs_path: Path,
     needs: Mapping[str, str] | None = None,
     testcases: str | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The job's environment: ``base`` (the caller's, ``os.environ`` by default), the
+    """The job's environment (``CIDAG_JOB`` is ``job_id``, the leg's id by default): ``base``
+    (the caller's, ``os.environ`` by default), the
     block's ``env`` and matrix leg, the ``CIDAG_*`` variables, and ``needs``: the outputs
     of what it needs as ``CIDAG_NEEDS_*`` (:func:`pytest_cidag.core.outputs.needs_environ_from`)."""
     env = dict(os.environ if base is None else base)
     env.update(leg.environ())
     env.update(
-        CIDAG_JOB=leg.id,
+        CIDAG_JOB=job_id or leg.id,
         CIDAG_RUN_DIR=str(run_dir),
         CIDAG_OUTPUT=str(outputs_path),
         CIDAG_PYTHON=sys.executable,

@@ -30,6 +30,7 @@ class Settings:
     tee: bool
     previous_run_dir: Path | None = None  # the latest run before this one, for --cidag-no-deps
     testcases: str | None = None  # --cidag-testcases, handed to every job
+    first_testcases: str | None = None  # --cidag-first-testcases: the first pass's CIDAG_TESTCASES
     reaches_jobs: bool = True  # the command line reaches the job directories (or a job file)
     cache_mode: str = "rw"  # rw, r, w or off (--cidag-cache)
     cache_dir: Path = Path(".cidag") / "cache"  # absolute once resolved
