@@ -7,6 +7,7 @@
 # timeout = 1200
 # markers = ["tests"]
 # matrix = { python = ["3.11", "3.12", "3.13"] }
+# testcases = true
 # ///
 set -euo pipefail
 version="$CIDAG_MATRIX_PYTHON"

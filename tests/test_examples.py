@@ -49,6 +49,31 @@ def test_demo_testcases_narrow_the_suite(pytester: pytest.Pytester, demo: Path) 
     result.stdout.fnmatch_lines(["1 passed, 2 deselected in *"])
 
 
+def test_demo_runs_the_narrowed_suites_first(pytester: pytest.Pytester, demo: Path) -> None:
+    result = pytester.runpytest_subprocess(
+        str(demo),
+        "-p",
+        "no:randomly",
+        "-k",
+        "test-python",
+        "--cidag-first-testcases",
+        "summary",
+        "--cidag-run-dir",
+        "run",
+    )
+    # the four test jobs twice, and build-js and build-wheel, which two of them need, once
+    result.assert_outcomes(passed=10, deselected=10)
+    run = pytester.path / "run"
+    for job in (
+        "test-python@first[3.11]",
+        "test-python@first[3.13]",
+        "test-python-3.12@first",
+        "test-python-3.14@first",
+    ):
+        assert "1 passed, 2 deselected" in (run / f"{job}.log").read_text()
+        assert "3 passed" in (run / f"{job.replace('@first', '')}.log").read_text()
+
+
 def test_demo_rerun_is_all_cached_and_one_source_change_reruns_what_it_reaches(
     pytester: pytest.Pytester, demo: Path
 ) -> None:

@@ -77,6 +77,8 @@ def main(jobs: Path = HERE / "cijobs") -> None:
         if outputs:
             meta.append("outputs = [" + ", ".join(f'"{p}"' for p in outputs) + "]")
         meta.append('env_inputs = ["DEMO_FAIL", "CIDAG_DEMO_SCALE"]')
+        if name.startswith("test-python"):
+            meta.append("testcases = true")  # run_suite narrows the suite by CIDAG_TESTCASES
         body = [f"work {seconds} {delay}"]
         if name.startswith("test-python"):
             body.insert(0, "run_suite")

@@ -10,7 +10,9 @@ work() {
   [ "$delay" != "0.000" ] && sleep "$delay"
   echo "$CIDAG_JOB: working for $(awk -v d="$1" -v s="$scale" 'BEGIN { printf "%.2f", d * s }')s"
   sleep "$(awk -v d="$1" -v s="$scale" 'BEGIN { printf "%.3f", d * s }')"
-  if [[ ",${DEMO_FAIL:-}," == *",${CIDAG_JOB%%\[*},"* ]]; then
+  local job="${CIDAG_JOB%%\[*}" # test-python[3.11] and its first pass test-python@first[3.11]: test-python
+  job="${job%@first}"
+  if [[ ",${DEMO_FAIL:-}," == *",$job,"* ]]; then
     echo "error: $CIDAG_JOB fails because DEMO_FAIL=$DEMO_FAIL asked it to" >&2
     exit 1
   fi

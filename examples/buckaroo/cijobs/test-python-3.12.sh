@@ -5,6 +5,7 @@
 # timeout = 50
 # inputs = ["cijobs/_lib.sh", "src/buckaroo/**/*.py", "suite/**/*.py"]
 # env_inputs = ["DEMO_FAIL", "CIDAG_DEMO_SCALE"]
+# testcases = true
 # ///
 source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 run_suite
