@@ -15,7 +15,7 @@ import junitparser
 import pytest
 
 from pytest_cidag.core.graph import GraphError, JobGraph, Node
-from pytest_cidag.core.jobspec import JobSpecError, parse_text
+from pytest_cidag.core.jobspec import FIRST_SUFFIX, MAX_ID_LENGTH, JobSpecError, parse_text
 from pytest_cidag.core.plan import DagPlan, with_pass_locks
 from pytest_cidag.core.scheduling import DagScheduling, SchedulerChoice
 from tests.conftest import LOG, JobWriter, order_log
@@ -206,9 +206,9 @@ def test_testcases_in_the_block() -> None:
     with pytest.raises(JobSpecError, match=r"'testcases' must be true or false, got a string: 'yes'"):
         parse_text("# /// cidag\n# testcases = 'yes'\n# ///\n", Path("t.sh"))
     # a first-pass id is longer, and names files too
-    name = "n" * 242  # 247 characters at most
+    name = "n" * (MAX_ID_LENGTH - len(FIRST_SUFFIX) + 1)  # fits alone, not as name@first
     parse_text(f"# /// cidag\n# name = '{name}'\n# ///\n", Path("t.sh"))
-    with pytest.raises(JobSpecError, match="is 248 characters long"):
+    with pytest.raises(JobSpecError, match=f"is {MAX_ID_LENGTH + 1} characters long"):
         parse_text(f"# /// cidag\n# name = '{name}'\n# testcases = true\n# ///\n", Path("t.sh"))
 
 
