@@ -251,3 +251,11 @@ def test_the_demo_workflow_is_up_to_date() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "cidag: ../github/buckaroo.yml is up to date" in done.stdout
+
+
+def test_the_readme_shows_the_demo_export_as_it_is() -> None:
+    root = Path(__file__).resolve().parent.parent
+    workflow = (root / "examples" / "github" / "buckaroo.yml").read_text()
+    shown = re.search(r"(?ms)^  build-wheel:\n.*?(?=^  [a-z-]+:$)", workflow)
+    assert shown is not None
+    assert f"```yaml\n{shown.group(0).rstrip()}\n```" in (root / "README.md").read_text()
