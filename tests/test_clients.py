@@ -231,3 +231,35 @@ def test_a_cache_hit_reaches_every_consumer_as_a_pass(pytester: pytest.Pytester,
     assert {c.get("name") for c in root.iter("testcase") if c.find("failure") is None} == {"build", "test"}
     hits = [p.get("value") for p in root.iter("property") if p.get("name") == "cidag_cache_hits"]
     assert hits == ["cijobs/build.sh::build cijobs/test.sh::test"]
+
+
+@pytest.mark.parametrize("n", ["0", "2"])
+def test_a_flaky_job_and_a_first_pass_reach_every_consumer(pytester: pytest.Pytester, job: JobWriter, n: str) -> None:
+    """A job that passed on its retry, and its first-pass item (``--cidag-first-testcases``):
+    VS Code's adapter and PyCharm's teamcity-messages get passes with the job's path, the
+    JUnit file carries the failed attempts as ``flakyFailure`` and validates."""
+    count = pytester.path / "count"
+    job(
+        "e2e",
+        f'echo "$CIDAG_JOB" >> {count}; [ "$(grep -c "^$CIDAG_JOB$" {count})" -ge 2 ] || exit 4',
+        retries="1",
+        testcases="true",
+    )
+    pytester.makeconftest(ADAPTER)
+    result = pytester.runpytest_subprocess(
+        "-n", n, "--teamcity", "--junitxml=junit.xml", "--cidag-first-testcases=smoke", "-p", "no:randomly"
+    )
+    assert result.parseoutcomes() == {"flaky": 2}
+    delivered = {r["nodeid"]: r for r in read_jsonl(pytester.path / "adapter.jsonl") if r["path"] is not None}
+    for name in ("e2e", "e2e@first"):
+        nodeid = f"cijobs/e2e.sh::{name}"
+        assert delivered[nodeid]["outcome"] == "passed"
+        assert delivered[nodeid]["path"] == str(pytester.path / "cijobs" / "e2e.sh")
+        assert any(
+            "##teamcity[testFinished" in line and f"name='cijobs.e2e_sh.{name}'" in line for line in result.outlines
+        )
+    assert "testFailed" not in result.stdout.str()
+    xmlschema.XMLSchema(DATA / "jenkins-junit-10.xsd").validate(str(pytester.path / "junit.xml"))
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    flaky = {c.get("name"): len(c.findall("flakyFailure")) for c in root.iter("testcase")}
+    assert flaky == {"e2e": 1, "e2e@first": 1}
